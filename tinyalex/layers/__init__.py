@@ -1,0 +1,15 @@
+"""Layers with hand-written forward and backward passes, one idea per file."""
+from .activation import ReLU, Tanh
+from .base import Layer
+from .conv import Conv2D, col2im, im2col
+from .dropout import Dropout
+from .linear import Flatten, Linear
+from .loss import SoftmaxCrossEntropy, log_softmax, softmax
+from .lrn import LRN
+from .pooling import MaxPool2D
+from .sequential import Sequential
+
+__all__ = [
+    "Layer", "Conv2D", "im2col", "col2im", "ReLU", "Tanh", "LRN", "MaxPool2D", "Dropout",
+    "Linear", "Flatten", "SoftmaxCrossEntropy", "softmax", "log_softmax", "Sequential",
+]

@@ -1,0 +1,72 @@
+"""Dropout (section 4.2): each hidden unit is zeroed with probability p in training."""
+from __future__ import annotations
+
+import numpy
+
+from ..backend import get_array_module
+from .base import Layer, need_cache
+
+MODES = ("inverted", "paper")
+
+
+class Dropout(Layer):
+    r"""Dropout with probability ``p`` of dropping a unit.
+
+    ``mode="inverted"`` (default, the modern form): in training
+    :math:`y = x \cdot m / (1 - p)` with :math:`m \sim \text{Bernoulli}(1-p)`;
+    in evaluation :math:`y = x`.
+
+    ``mode="paper"`` (the 2012 form): in training :math:`y = x \cdot m`; in
+    evaluation :math:`y = (1 - p)\, x` ("multiply their outputs by 0.5").
+
+    Both have the same expected output in training and evaluation. Backward
+    is :math:`dx = dout \cdot m \cdot scale` in training and
+    :math:`dx = dout \cdot scale_{eval}` in evaluation.
+
+    The mask comes from a seedable generator created on the input's device
+    (``seed``); ``set_mask`` fixes the mask (gradient checks, tests).
+    """
+
+    def __init__(self, p=0.5, mode="inverted", seed=None, dtype=numpy.float32):
+        super().__init__(dtype)
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if mode not in MODES:
+            raise ValueError(f"Dropout: mode must be one of {MODES}, got {mode!r}")
+        self.p, self.mode, self.seed = float(p), mode, seed
+        self.rng = None           # created lazily with the input's array module
+        self.fixed_mask = None
+        self.mask = None
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode!r}"
+
+    def set_mask(self, mask):
+        """Use this keep-mask (1 = keep) instead of random draws; None to go back to random."""
+        self.fixed_mask = mask
+
+    def _draw(self, x):
+        xp = get_array_module(x)
+        if self.rng is None:
+            self.rng = xp.random.default_rng(self.seed)
+        return self.rng.random(x.shape, dtype=x.dtype) >= self.p
+
+    def _moved(self, device, backend):
+        self.rng = None   # a generator belongs to one device; start a new one there
+
+    def forward(self, x):
+        dt = x.dtype.type
+        if not self.training:
+            self.mask = None
+            self.scale = dt(1.0) if self.mode == "inverted" else dt(1.0 - self.p)
+            return x * self.scale if self.mode == "paper" else x
+        keep = self.fixed_mask if self.fixed_mask is not None else self._draw(x)
+        self.scale = dt(1.0 / (1.0 - self.p)) if self.mode == "inverted" else dt(1.0)
+        self.mask = keep.astype(x.dtype) * self.scale     # the factor each unit is multiplied by
+        return x * self.mask
+
+    def backward(self, dout):
+        need_cache(self, "scale")
+        if self.mask is None:          # evaluation mode: a constant factor
+            return dout * self.scale
+        return dout * self.mask

@@ -1,0 +1,61 @@
+"""Fully connected layers (fc6, fc7, fc8) and Flatten."""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from ..backend import get_array_module
+from .base import Layer, check_input, need_cache, shape_error
+
+
+class Linear(Layer):
+    r"""Fully connected layer, :math:`y = x W^T + b` (PyTorch's layout).
+
+    Shapes: x (N, in_features), W (out_features, in_features), b (out_features,),
+    y (N, out_features).
+
+    Backward: :math:`dx = dout\, W`, :math:`dW = dout^T x`,
+    :math:`db = \sum_n dout_n`.
+    """
+
+    def __init__(self, in_features, out_features, weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
+        super().__init__(dtype)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        std = math.sqrt(2.0 / in_features) if weight_std is None else weight_std
+        rng = rng if rng is not None else numpy.random.default_rng()
+        self.params["W"] = (rng.standard_normal((out_features, in_features)) * std).astype(self.dtype)
+        self.params["b"] = numpy.full(out_features, bias_init, dtype=self.dtype)
+        self.x = None
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+    def forward(self, x):
+        check_input(self, x, 2, self.in_features)
+        self.x = x
+        return x @ self.params["W"].T + self.params["b"]
+
+    def backward(self, dout):
+        need_cache(self, "x")
+        if dout.shape != (self.x.shape[0], self.out_features):
+            raise shape_error(self, "dout shape", (self.x.shape[0], self.out_features), tuple(dout.shape))
+        self.grads["W"] = dout.T @ self.x
+        self.grads["b"] = dout.sum(axis=0)
+        return dout @ self.params["W"]
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), and back in backward."""
+
+    def __init__(self, dtype=numpy.float32):
+        super().__init__(dtype)
+        self.x_shape = None
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        need_cache(self, "x_shape")
+        return dout.reshape(self.x_shape)

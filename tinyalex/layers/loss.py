@@ -1,0 +1,65 @@
+"""The loss: softmax cross-entropy ("multinomial logistic regression")."""
+from __future__ import annotations
+
+import numpy
+
+from ..backend import get_array_module
+from .base import Layer, need_cache, shape_error
+
+
+def softmax(logits, axis=-1):
+    """Numerically stable softmax: subtract the row maximum before exp."""
+    xp = get_array_module(logits)
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = xp.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(logits, axis=-1):
+    """log softmax(z) = z - max - log(sum(exp(z - max))), stable for large logits."""
+    xp = get_array_module(logits)
+    z = logits - logits.max(axis=axis, keepdims=True)
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+
+
+class SoftmaxCrossEntropy(Layer):
+    r"""Mean softmax cross-entropy over a batch.
+
+    For logits z (N, K) and integer labels y (N,):
+
+    .. math::
+        p = \text{softmax}(z), \qquad
+        L = -\frac{1}{N} \sum_n \log p_{n, y_n}, \qquad
+        \frac{\partial L}{\partial z} = \frac{1}{N}\,(p - \text{onehot}(y))
+
+    ``forward(logits, labels)`` returns the loss as a 0-d array on the
+    logits' device (read it with ``float(to_host(loss))``);
+    ``backward(dout=1.0)`` returns dL/dlogits.
+    """
+
+    def __init__(self, dtype=numpy.float32):
+        super().__init__(dtype)
+        self.probs = None
+
+    def forward(self, logits, labels):
+        xp = get_array_module(logits)
+        if logits.ndim != 2:
+            raise shape_error(self, "logits of rank 2 (N, classes)", "rank 2", tuple(logits.shape))
+        if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
+            raise shape_error(self, "one integer label per row of logits", f"({logits.shape[0]},)", tuple(labels.shape))
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"{self}: labels must be integers, got dtype {labels.dtype}")
+        N = logits.shape[0]
+        logp = log_softmax(logits)
+        self.probs = xp.exp(logp)
+        self.labels = labels
+        picked = xp.take_along_axis(logp, labels.reshape(N, 1).astype(xp.int64), axis=1)
+        return -picked.sum() / logits.dtype.type(N)
+
+    def backward(self, dout=1.0):
+        need_cache(self, "probs")
+        xp = get_array_module(self.probs)
+        N, K = self.probs.shape
+        onehot = xp.arange(K).reshape(1, K) == self.labels.reshape(N, 1)
+        dt = self.probs.dtype.type
+        return (self.probs - onehot.astype(self.probs.dtype)) * (dout / dt(N))
