@@ -9,17 +9,23 @@ from .base import Layer, check_input, need_cache
 CONVENTIONS = ("paper", "caffe")
 
 
-def window_sum(a, n):
+def window_sum(a, n, transpose=False):
     """Sum of ``a`` over a window of ``n`` channels centred on each channel.
 
     a: (N, C, H, W). out[:, i] = sum of a[:, j] for j in [i - n//2, i + (n-1)//2],
     clipped to [0, C-1] (the paper's max(0, .) and min(N-1, .)). Computed as a
     difference of cumulative sums over the zero-padded channel axis: O(C), not
     O(C n).
+
+    ``transpose=True`` sums over the mirrored window [i - (n-1)//2, i + n//2]:
+    the set of channels i whose window contains j. For odd n (the paper's 5)
+    the two windows are the same; for even n the backward pass needs this one.
     """
     xp = get_array_module(a)
     N, C, H, W = a.shape
     lo, hi = n // 2, (n - 1) // 2
+    if transpose:
+        lo, hi = hi, lo
     # csum[:, k] = sum of a[:, :k - lo] (zero padding before channel 0 and after C-1)
     padded = xp.zeros((N, C + lo + hi + 1, H, W), dtype=a.dtype)
     padded[:, lo + 1:lo + 1 + C] = a
@@ -49,7 +55,8 @@ class LRN(Layer):
           - 2 \beta \alpha' a^j \sum_{i:\, j \in \text{window}(i)}
             \frac{\partial L}{\partial b^i} \frac{b^i}{s^i}
 
-    The window is symmetric, so the last sum is ``window_sum(dout * b / s)``.
+    The last sum runs over the channels i whose window contains j:
+    ``window_sum(dout * b / s, n, transpose=True)`` (the same window for odd n).
     Shapes: x, out, dx all (N, C, H, W).
     """
 
@@ -82,5 +89,5 @@ class LRN(Layer):
     def backward(self, dout):
         need_cache(self, "x")
         dt = dout.dtype.type
-        cross = window_sum(dout * self.out / self.s, self.size)
+        cross = window_sum(dout * self.out / self.s, self.size, transpose=True)
         return dout * self.s_pow - dt(2 * self.beta * self.alpha_eff) * self.x * cross
