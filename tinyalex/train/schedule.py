@@ -1,0 +1,144 @@
+"""Learning-rate schedules (section 5 of the paper).
+
+The paper: "We used an equal learning rate for all layers, which we adjusted
+manually throughout training. The heuristic which we followed was to divide
+the learning rate by 10 when the validation error rate stopped improving
+with the current learning rate. The learning rate was initialized at 0.01
+and reduced three times prior to termination."
+
+:class:`ReduceOnPlateau` automates that heuristic; :class:`StepSchedule`
+divides at fixed epochs instead (predictable run time, handy for short runs).
+
+Both are called once at the end of every epoch::
+
+    reduced = schedule.step(epoch, val_error, optimizer)   # may set optimizer.lr
+
+and both have ``state_dict()`` / ``load_state_dict()`` for exact resume.
+"""
+from __future__ import annotations
+
+import math
+
+
+class ReduceOnPlateau:
+    """Divide the learning rate by ``1/factor`` when validation error stops improving.
+
+    An epoch *improves* when its validation error is below the best so far by
+    more than ``threshold`` (absolute, in error-rate units: 0.001 = 0.1%).
+    After ``patience`` epochs in a row without improvement the learning rate
+    is multiplied by ``factor`` (0.1: "divided by 10") and the count starts
+    again. At most ``max_reductions`` reductions happen (3 in the paper);
+    after that the learning rate stays fixed.
+    """
+
+    def __init__(self, factor=0.1, patience=2, max_reductions=3, threshold=1e-3):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceOnPlateau: factor must be in (0, 1), got {factor}")
+        if int(patience) < 1:
+            raise ValueError(f"ReduceOnPlateau: patience must be >= 1 epoch, got {patience}")
+        if int(max_reductions) < 0:
+            raise ValueError(f"ReduceOnPlateau: max_reductions must be >= 0, got {max_reductions}")
+        if threshold < 0:
+            raise ValueError(f"ReduceOnPlateau: threshold must be >= 0, got {threshold}")
+        self.factor, self.patience = float(factor), int(patience)
+        self.max_reductions, self.threshold = int(max_reductions), float(threshold)
+        self.best = math.inf             # lowest validation error seen
+        self.bad_epochs = 0              # epochs since the last improvement (or reduction)
+        self.reductions = 0              # reductions made so far
+
+    def step(self, epoch, val_error, optimizer):
+        """Record the validation error of a finished epoch; returns True if lr was reduced."""
+        val_error = float(val_error)
+        if val_error < self.best - self.threshold:
+            self.best, self.bad_epochs = val_error, 0
+            return False
+        self.best = min(self.best, val_error)
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience and self.reductions < self.max_reductions:
+            optimizer.lr = optimizer.lr * self.factor
+            self.reductions += 1
+            self.bad_epochs = 0
+            return True
+        return False
+
+    def state_dict(self):
+        return {"kind": "plateau", "factor": self.factor, "patience": self.patience,
+                "max_reductions": self.max_reductions, "threshold": self.threshold,
+                "best": self.best, "bad_epochs": self.bad_epochs, "reductions": self.reductions}
+
+    def load_state_dict(self, state):
+        if state.get("kind", "plateau") != "plateau":
+            raise ValueError(f"ReduceOnPlateau.load_state_dict: the state is of a {state['kind']!r} schedule")
+        self.__init__(state["factor"], state["patience"], state["max_reductions"], state["threshold"])
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self.reductions = int(state["reductions"])
+        return self
+
+    def __repr__(self):
+        return (f"ReduceOnPlateau(factor={self.factor}, patience={self.patience}, "
+                f"max_reductions={self.max_reductions}, threshold={self.threshold})")
+
+
+class StepSchedule:
+    """Multiply the learning rate by ``factor`` at fixed epochs.
+
+    ``step_epochs`` is either an int ``s`` (reduce after epochs s, 2s, 3s, ...)
+    or a list of epoch counts (``[10, 15]``: reduce after the 10th and the
+    15th epoch). ``max_reductions`` caps the count, as in the paper.
+    """
+
+    def __init__(self, step_epochs=10, factor=0.1, max_reductions=3):
+        if isinstance(step_epochs, (list, tuple)):
+            milestones = sorted(int(e) for e in step_epochs)
+            if not milestones or milestones[0] < 1:
+                raise ValueError(f"StepSchedule: step_epochs must be positive epoch counts, got {step_epochs}")
+        else:
+            if int(step_epochs) < 1:
+                raise ValueError(f"StepSchedule: step_epochs must be >= 1, got {step_epochs}")
+            milestones = int(step_epochs)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"StepSchedule: factor must be in (0, 1), got {factor}")
+        self.step_epochs, self.factor = milestones, float(factor)
+        self.max_reductions = int(max_reductions)
+        self.reductions = 0
+
+    def _is_milestone(self, epochs_done):
+        if isinstance(self.step_epochs, list):
+            return epochs_done in self.step_epochs
+        return epochs_done % self.step_epochs == 0
+
+    def step(self, epoch, val_error, optimizer):
+        """Called after epoch ``epoch`` (0-based) finished; returns True if lr was reduced."""
+        if self._is_milestone(int(epoch) + 1) and self.reductions < self.max_reductions:
+            optimizer.lr = optimizer.lr * self.factor
+            self.reductions += 1
+            return True
+        return False
+
+    def state_dict(self):
+        return {"kind": "step", "step_epochs": self.step_epochs, "factor": self.factor,
+                "max_reductions": self.max_reductions, "reductions": self.reductions}
+
+    def load_state_dict(self, state):
+        if state.get("kind", "step") != "step":
+            raise ValueError(f"StepSchedule.load_state_dict: the state is of a {state['kind']!r} schedule")
+        self.__init__(state["step_epochs"], state["factor"], state["max_reductions"])
+        self.reductions = int(state["reductions"])
+        return self
+
+    def __repr__(self):
+        return f"StepSchedule(step_epochs={self.step_epochs}, factor={self.factor}, max_reductions={self.max_reductions})"
+
+
+SCHEDULES = ("plateau", "step", "none")
+
+
+def make_schedule(kind, patience=2, max_reductions=3, step_epochs=10, factor=0.1, threshold=1e-3):
+    """Build a schedule by name: 'plateau' (the paper), 'step', or 'none' (constant lr)."""
+    if kind == "plateau":
+        return ReduceOnPlateau(factor, patience, max_reductions, threshold)
+    if kind == "step":
+        return StepSchedule(step_epochs, factor, max_reductions)
+    if kind in ("none", None):
+        return StepSchedule(step_epochs=10**9, factor=factor, max_reductions=0)
+    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
