@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, need_cache
+from .base import Layer, check_dout, check_input, need_cache
 
 
 class ReLU(Layer):
@@ -20,12 +20,14 @@ class ReLU(Layer):
         self.mask = None
 
     def forward(self, x):
+        check_input(self, x, None)
         xp = get_array_module(x)
         self.mask = x > 0
         return xp.where(self.mask, x, xp.zeros((), dtype=x.dtype))
 
     def backward(self, dout):
         need_cache(self, "mask")
+        check_dout(self, dout, self.mask.shape)
         xp = get_array_module(dout)
         return xp.where(self.mask, dout, xp.zeros((), dtype=dout.dtype))   # a new array: dout is untouched
 
@@ -41,9 +43,11 @@ class Tanh(Layer):
         self.y = None
 
     def forward(self, x):
+        check_input(self, x, None)
         self.y = get_array_module(x).tanh(x)
         return self.y
 
     def backward(self, dout):
         need_cache(self, "y")
+        check_dout(self, dout, self.y.shape)
         return dout * (1 - self.y * self.y)

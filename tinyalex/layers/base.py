@@ -176,10 +176,10 @@ def shape_error(layer, what, expected, actual):
 
 
 def check_input(layer, x, ndim, channels=None, channel_axis=1):
-    """Validate rank, channel count and dtype of a layer's input."""
+    """Validate rank, channel count and dtype of a layer's input (``ndim=None``: any rank)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{layer}: input must be an array (numpy/cupy), got {type(x).__name__}")
-    if x.ndim != ndim:
+    if ndim is not None and x.ndim != ndim:
         names = {4: "(N, C, H, W)", 2: "(N, features)"}.get(ndim, f"{ndim} dimensions")
         raise shape_error(layer, f"input of rank {ndim} {names}", f"rank {ndim}", f"shape {tuple(x.shape)}")
     if channels is not None and x.shape[channel_axis] != channels:
@@ -188,6 +188,24 @@ def check_input(layer, x, ndim, channels=None, channel_axis=1):
         raise TypeError(
             f"{layer}: input dtype {x.dtype} does not match the layer's {layer.dtype}; "
             f"convert explicitly with x.astype({layer.dtype.name}) (tinyalex never casts silently)"
+        )
+
+
+def check_dout(layer, dout, expected_shape):
+    """Validate the upstream gradient: the shape and dtype of the forward output.
+
+    Without this, a wrong ``dout`` would broadcast silently or fail deep inside
+    NumPy with a message that names no layer.
+    """
+    if not hasattr(dout, "shape") or not hasattr(dout, "dtype"):
+        raise TypeError(f"{layer}: dout must be an array (numpy/cupy), got {type(dout).__name__}")
+    if tuple(dout.shape) != tuple(expected_shape):
+        raise shape_error(layer, "dout shape (must equal the forward output's)",
+                          tuple(expected_shape), tuple(dout.shape))
+    if dout.dtype != layer.dtype:
+        raise TypeError(
+            f"{layer}: dout dtype {dout.dtype} does not match the layer's {layer.dtype}; "
+            f"convert explicitly with dout.astype({layer.dtype.name}) (tinyalex never casts silently)"
         )
 
 

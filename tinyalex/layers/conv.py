@@ -6,7 +6,7 @@ import math
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, check_input, need_cache, shape_error
+from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 
 def _pair(v, name):
@@ -153,15 +153,14 @@ class Conv2D(Layer):
         out = xp.matmul(W.reshape(G, F // G, -1), cols)                     # (G, F/G, N*Ho*Wo)
         out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)               # (N, F, Ho, Wo)
         out = out + b.reshape(1, F, 1, 1)
-        self.x_shape, self.cols = x.shape, cols
+        self.x_shape, self.out_shape, self.cols = x.shape, out.shape, cols
         return out
 
     def backward(self, dout):
         need_cache(self, "cols")
         N, C, H, W_ = self.x_shape
         F, G = self.out_channels, self.groups
-        if dout.shape[:2] != (N, F) or dout.ndim != 4:
-            raise shape_error(self, "dout shape", f"({N}, {F}, Ho, Wo)", tuple(dout.shape))
+        check_dout(self, dout, self.out_shape)
         xp = get_array_module(dout)
         W = self.params["W"]
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, F // G, -1)          # (G, F/G, N*Ho*Wo)

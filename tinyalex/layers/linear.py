@@ -6,7 +6,7 @@ import math
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, check_input, need_cache, shape_error
+from .base import Layer, check_dout, check_input, need_cache
 
 
 class Linear(Layer):
@@ -38,8 +38,7 @@ class Linear(Layer):
 
     def backward(self, dout):
         need_cache(self, "x")
-        if dout.shape != (self.x.shape[0], self.out_features):
-            raise shape_error(self, "dout shape", (self.x.shape[0], self.out_features), tuple(dout.shape))
+        check_dout(self, dout, (self.x.shape[0], self.out_features))
         self.grads["W"] = dout.T @ self.x
         self.grads["b"] = dout.sum(axis=0)
         return dout @ self.params["W"]
@@ -53,9 +52,14 @@ class Flatten(Layer):
         self.x_shape = None
 
     def forward(self, x):
-        self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        check_input(self, x, None)
+        if x.ndim < 2:
+            raise ValueError(f"{self}: input of rank >= 2 (N, ...): expected rank >= 2, got shape {tuple(x.shape)}")
+        out = x.reshape(x.shape[0], -1)
+        self.x_shape, self.out_shape = x.shape, out.shape
+        return out
 
     def backward(self, dout):
         need_cache(self, "x_shape")
+        check_dout(self, dout, self.out_shape)
         return dout.reshape(self.x_shape)

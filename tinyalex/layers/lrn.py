@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, check_input, need_cache
+from .base import Layer, check_dout, check_input, need_cache
 
 CONVENTIONS = ("paper", "caffe")
 
@@ -88,6 +88,7 @@ class LRN(Layer):
 
     def backward(self, dout):
         need_cache(self, "x")
+        check_dout(self, dout, self.x.shape)
         dt = dout.dtype.type
         cross = window_sum(dout * self.out / self.s, self.size, transpose=True)
         return dout * self.s_pow - dt(2 * self.beta * self.alpha_eff) * self.x * cross

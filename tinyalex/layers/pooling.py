@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, check_input, need_cache, shape_error
+from .base import Layer, check_dout, check_input, need_cache, shape_error
 from .conv import _pair, conv_output_size
 
 
@@ -60,8 +60,7 @@ class MaxPool2D(Layer):
 
     def backward(self, dout):
         need_cache(self, "argmax")
-        if dout.shape != self.argmax.shape:
-            raise shape_error(self, "dout shape", tuple(self.argmax.shape), tuple(dout.shape))
+        check_dout(self, dout, self.argmax.shape)
         xp = get_array_module(dout)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         Ho, Wo = dout.shape[2:]
