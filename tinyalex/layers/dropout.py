@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, need_cache
+from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 MODES = ("inverted", "paper")
 
@@ -55,18 +55,23 @@ class Dropout(Layer):
         self.rng = None   # a generator belongs to one device; start a new one there
 
     def forward(self, x):
+        check_input(self, x, None)
+        self.x_shape = x.shape
         dt = x.dtype.type
         if not self.training:
             self.mask = None
             self.scale = dt(1.0) if self.mode == "inverted" else dt(1.0 - self.p)
             return x * self.scale if self.mode == "paper" else x
         keep = self.fixed_mask if self.fixed_mask is not None else self._draw(x)
+        if keep.shape != x.shape:
+            raise shape_error(self, "mask from set_mask() of the input's shape", tuple(x.shape), tuple(keep.shape))
         self.scale = dt(1.0 / (1.0 - self.p)) if self.mode == "inverted" else dt(1.0)
         self.mask = keep.astype(x.dtype) * self.scale     # the factor each unit is multiplied by
         return x * self.mask
 
     def backward(self, dout):
         need_cache(self, "scale")
+        check_dout(self, dout, self.x_shape)
         if self.mask is None:          # evaluation mode: a constant factor
             return dout * self.scale
         return dout * self.mask

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, need_cache, shape_error
+from .base import Layer, check_input, need_cache, shape_error
 
 
 def softmax(logits, axis=-1):
@@ -43,13 +43,17 @@ class SoftmaxCrossEntropy(Layer):
 
     def forward(self, logits, labels):
         xp = get_array_module(logits)
-        if logits.ndim != 2:
-            raise shape_error(self, "logits of rank 2 (N, classes)", "rank 2", tuple(logits.shape))
+        check_input(self, logits, 2)
+        if not hasattr(labels, "dtype"):
+            raise TypeError(f"{self}: labels must be an integer array on the logits' device, got {type(labels).__name__}")
         if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
             raise shape_error(self, "one integer label per row of logits", f"({logits.shape[0]},)", tuple(labels.shape))
         if labels.dtype.kind not in "iu":
             raise TypeError(f"{self}: labels must be integers, got dtype {labels.dtype}")
-        N = logits.shape[0]
+        N, K = logits.shape
+        if N and not (0 <= labels.min().item() and labels.max().item() < K):   # explicit reads
+            raise ValueError(f"{self}: labels must be class indices in [0, {K - 1}], "
+                             f"got values from {labels.min().item()} to {labels.max().item()}")
         logp = log_softmax(logits)
         self.probs = xp.exp(logp)
         self.labels = labels
@@ -58,6 +62,8 @@ class SoftmaxCrossEntropy(Layer):
 
     def backward(self, dout=1.0):
         need_cache(self, "probs")
+        if getattr(dout, "ndim", 0) != 0:
+            raise shape_error(self, "dout (the gradient of the scalar loss)", "a scalar", tuple(dout.shape))
         xp = get_array_module(self.probs)
         N, K = self.probs.shape
         onehot = xp.arange(K).reshape(1, K) == self.labels.reshape(N, 1)
