@@ -1,0 +1,121 @@
+"""Checkpoints: one ``.npz`` file, written atomically, enough to resume exactly.
+
+A checkpoint is a NumPy ``.npz`` archive (no pickle: it loads with
+``allow_pickle=False``) holding arrays under prefixed names and one JSON
+document::
+
+    meta                   0-d string: JSON (format, kind, epoch, step, configs,
+                           class names, optimizer hyperparameters, schedule state,
+                           loader position, metrics so far, ...)
+    model/<name>           parameters, e.g. model/conv1.W (host copies)
+    velocity/<name>        SGD velocities
+    pipeline/<key>         Pipeline.state_dict(): config, mean image, PCA
+
+Atomic writing
+--------------
+The file is first written to a temporary file in the same folder, flushed
+and fsync'ed, then renamed over the old one with ``os.replace`` (atomic on
+POSIX and Windows). A crash or Ctrl-C while writing leaves the previous
+checkpoint untouched and at most a stray ``.*.tmp`` file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy
+
+FORMAT = "tinyalex-checkpoint"
+VERSION = 1
+PREFIXES = ("model", "velocity", "pipeline")
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write a file atomically: ``write(fileobj)`` fills a temp file, then rename.
+
+    On any exception the temporary file is removed and ``path`` keeps its
+    previous content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())      # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path, text):
+    """Atomically replace a text file (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path, meta: dict, model=None, velocity=None, pipeline=None):
+    """Write a checkpoint atomically.
+
+    ``meta`` is JSON-serialisable; ``model``, ``velocity``, ``pipeline`` are
+    dicts of host arrays (``model.state_dict()``, the optimizer's velocities,
+    ``pipeline.state_dict()``).
+    """
+    arrays = {"meta": numpy.array(json.dumps(dict(meta, format=FORMAT, version=VERSION)))}
+    for prefix, group in zip(PREFIXES, (model, velocity, pipeline)):
+        for name, value in (group or {}).items():
+            arrays[f"{prefix}/{name}"] = numpy.asarray(value)
+    return atomic_write(path, lambda f: numpy.savez(f, **arrays))
+
+
+class Checkpoint:
+    """A loaded checkpoint: ``meta`` (dict) and ``model``, ``velocity``, ``pipeline`` (dicts of arrays)."""
+
+    def __init__(self, meta, groups, path):
+        self.meta = meta
+        self.model = groups["model"]
+        self.velocity = groups["velocity"]
+        self.pipeline = groups["pipeline"]
+        self.path = Path(path)
+
+    def __repr__(self):
+        return (f"Checkpoint({self.path}, kind={self.meta.get('kind')}, epoch={self.meta.get('epoch')}, "
+                f"{len(self.model)} parameters)")
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (no pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with numpy.load(path, allow_pickle=False) as z:
+            if "meta" not in z.files:
+                raise ValueError(f"{path} is not a tinyalex checkpoint (no 'meta' entry)")
+            meta = json.loads(str(z["meta"][()]))
+            groups = {p: {} for p in PREFIXES}
+            for key in z.files:
+                prefix, _, name = key.partition("/")
+                if prefix in groups and name:
+                    groups[prefix][name] = z[key]
+    except (OSError, EOFError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "tinyalex checkpoint" in str(exc):
+            raise
+        raise ValueError(f"{path} is not a readable tinyalex checkpoint ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a tinyalex checkpoint (format {meta.get('format')!r})")
+    return Checkpoint(meta, groups, path)
