@@ -91,9 +91,11 @@ def read_idx(path, expected_magic: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 CIFAR_SHAPE = (3, 32, 32)
 
-# The only globals a CIFAR batch needs to unpickle: a numpy array. Anything
-# else is refused, because unpickling can run arbitrary code.
+# The only globals a CIFAR batch needs to unpickle: a numpy array (and, in
+# protocol-2 pickles written by Python 3, _codecs.encode for bytes objects).
+# Anything else is refused, because unpickling can run arbitrary code.
 _PICKLE_ALLOWED = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
