@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy
 
-from ..backend import get_array_module
+from ..backend import get_array_module, to_device
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 MODES = ("inverted", "paper")
@@ -53,6 +53,8 @@ class Dropout(Layer):
 
     def _moved(self, device, backend):
         self.rng = None   # a generator belongs to one device; start a new one there
+        if self.fixed_mask is not None:   # a mask from set_mask() moves with the layer
+            self.fixed_mask = to_device(self.fixed_mask, device, backend)
 
     def forward(self, x):
         check_input(self, x, None)
