@@ -12,6 +12,7 @@ import sys
 # (module, description) of every subcommand provider, in --help order.
 COMMAND_MODULES = [
     "tinyalex.gradcheck",
+    "tinyalex.bench",
 ]
 
 

@@ -1,0 +1,639 @@
+"""``tinyalex bench``: how fast is each AlexNet layer, and a whole training step?
+
+For every layer of AlexNet (shapes from the paper's table) the bench times
+``forward`` and ``forward + backward`` at a chosen batch size, then a whole
+training step (forward, loss, backward, SGD update with momentum 0.9 and
+weight decay 5e-4), and reports images/s and peak memory. With
+``--compare torch`` it runs the same layers and the same step in PyTorch, in
+the same process and with the same number of threads, and prints the ratio
+tinyalex / PyTorch for every row (below 1: tinyalex is faster).
+
+Times are medians over ``--repeats`` runs after ``--warmup`` runs.
+
+The floor
+---------
+A training step cannot be faster than its matrix products: the bench counts
+the multiply-adds of every convolution and fully connected layer (forward,
+weight gradient, input gradient; the first layer needs no input gradient),
+measures this machine's GEMM rate with one large float32 product, and
+reports ``step time / (FLOPs / GEMM rate)``, the step's multiple of the floor.
+
+Peak memory
+-----------
+Each framework's step runs in a fresh Python process that imports the same
+libraries (NumPy, and torch when comparing). The probe records the resident
+set size (RSS) after the imports, builds the model, runs one step (so that
+gradients, momentum buffers and workspaces exist), resets the kernel's
+high-water mark (``/proc/self/clear_refs``), runs one more step and reads the
+high-water mark (``VmHWM``). Reported: high-water mark minus the RSS after
+imports, that is parameters + gradients + momentum + everything the step
+allocates, measured the same way for both frameworks. For NumPy the probe
+also reports ``tracemalloc``'s peak of the step's own new allocations.
+
+Usage::
+
+    python -m tinyalex bench --compare torch --json bench.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m tinyalex bench ...
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+
+import numpy
+
+from . import backend as B
+
+__all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
+
+# --------------------------------------------------------------------------
+# The networks: AlexNet as in the paper's table, and a tiny one for tests.
+# Each conv is (name, in, out, kernel, stride, pad, groups); the input is
+# (C, H, W).
+# --------------------------------------------------------------------------
+MODELS = {
+    "alexnet": dict(input=(3, 227, 227), channels=(96, 256, 384, 384, 256), fc=(4096, 4096), classes=1000),
+    # the same structure with few channels on 67x67 inputs (conv1 15x15 ... pool5 1x1): for tests
+    "tiny": dict(input=(3, 67, 67), channels=(16, 32, 48, 48, 32), fc=(64, 64), classes=10),
+}
+
+# LRN of the paper: k=2, n=5, alpha=1e-4 (not divided by n), beta=0.75
+LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+
+
+def _out(size, k, s, p=0):
+    return (size + 2 * p - k) // s + 1
+
+
+def layer_specs(model="alexnet"):
+    """OrderedDict name -> (kind, arguments, input shape (C, H, W) or (features,))."""
+    m = MODELS[model]
+    C, H, W = m["input"]
+    c1, c2, c3, c4, c5 = m["channels"]
+    f6, f7 = m["fc"]
+    s = OrderedDict()
+    s["conv1"] = ("conv", dict(cin=C, cout=c1, k=11, stride=4, pad=0, groups=1), (C, H, W))
+    H1 = _out(H, 11, 4)
+    s["lrn1"] = ("lrn", {}, (c1, H1, H1))
+    s["pool1"] = ("pool", {}, (c1, H1, H1))
+    P1 = _out(H1, 3, 2)
+    s["conv2"] = ("conv", dict(cin=c1, cout=c2, k=5, stride=1, pad=2, groups=2), (c1, P1, P1))
+    s["lrn2"] = ("lrn", {}, (c2, P1, P1))
+    s["pool2"] = ("pool", {}, (c2, P1, P1))
+    P2 = _out(P1, 3, 2)
+    s["conv3"] = ("conv", dict(cin=c2, cout=c3, k=3, stride=1, pad=1, groups=1), (c2, P2, P2))
+    s["conv4"] = ("conv", dict(cin=c3, cout=c4, k=3, stride=1, pad=1, groups=2), (c3, P2, P2))
+    s["conv5"] = ("conv", dict(cin=c4, cout=c5, k=3, stride=1, pad=1, groups=2), (c4, P2, P2))
+    s["pool5"] = ("pool", {}, (c5, P2, P2))
+    P5 = _out(P2, 3, 2)
+    s["fc6"] = ("fc", dict(fin=c5 * P5 * P5, fout=f6), (c5 * P5 * P5,))
+    s["fc7"] = ("fc", dict(fin=f6, fout=f7), (f6,))
+    s["fc8"] = ("fc", dict(fin=f7, fout=m["classes"]), (f7,))
+    return s
+
+
+def layer_names(model="alexnet"):
+    return list(layer_specs(model))
+
+
+def step_matmul_flops(model="alexnet", batch=32):
+    """Floating-point operations (2 per multiply-add) of every matrix product in a training step.
+
+    Per conv: forward 2*N*Ho*Wo*F*(C/G)*kh*kw, the same again for dW and for
+    dx (except conv1, whose input needs no gradient); per fully connected
+    layer 2*N*in*out, three times. Returns (total, per-layer dict).
+    """
+    per = OrderedDict()
+    for i, (name, (kind, a, shape)) in enumerate(layer_specs(model).items()):
+        if kind == "conv":
+            Ho = _out(shape[1], a["k"], a["stride"], a["pad"])
+            Wo = _out(shape[2], a["k"], a["stride"], a["pad"])
+            f = 2 * batch * Ho * Wo * a["cout"] * (a["cin"] // a["groups"]) * a["k"] ** 2
+        elif kind == "fc":
+            f = 2 * batch * a["fin"] * a["fout"]
+        else:
+            continue
+        per[name] = f * (2 if i == 0 else 3)
+    return sum(per.values()), per
+
+
+# --------------------------------------------------------------------------
+# Building the tinyalex and torch versions of the layers and the network
+# --------------------------------------------------------------------------
+def _tinyalex_layer(kind, a, dtype, rng):
+    from . import layers as L
+
+    if kind == "conv":
+        return L.Conv2D(a["cin"], a["cout"], a["k"], stride=a["stride"], padding=a["pad"], groups=a["groups"],
+                        weight_std=0.01, rng=rng, dtype=dtype)
+    if kind == "lrn":
+        return L.LRN(**LRN_ARGS, dtype=dtype)
+    if kind == "pool":
+        return L.MaxPool2D(3, 2, dtype=dtype)
+    if kind == "fc":
+        return L.Linear(a["fin"], a["fout"], weight_std=0.01, rng=rng, dtype=dtype)
+    raise ValueError(kind)
+
+
+def _torch_layer(kind, a):
+    import torch.nn as tnn
+
+    if kind == "conv":
+        return tnn.Conv2d(a["cin"], a["cout"], a["k"], stride=a["stride"], padding=a["pad"], groups=a["groups"])
+    if kind == "lrn":
+        # torch divides alpha by n: the paper's alpha=1e-4 is torch's 5e-4
+        return tnn.LocalResponseNorm(LRN_ARGS["size"], alpha=LRN_ARGS["alpha"] * LRN_ARGS["size"],
+                                     beta=LRN_ARGS["beta"], k=LRN_ARGS["k"])
+    if kind == "pool":
+        return tnn.MaxPool2d(3, 2)
+    if kind == "fc":
+        return tnn.Linear(a["fin"], a["fout"])
+    raise ValueError(kind)
+
+
+def _sequence(model):
+    """The network as a list of (name, kind, args): AlexNet's order, with ReLUs, dropout, flatten."""
+    specs = layer_specs(model)
+    seq = []
+    for name, (kind, a, _) in specs.items():
+        if name == "fc6":
+            seq.append(("flatten", "flatten", {}))
+        seq.append((name, kind, a))
+        if kind in ("conv", "fc") and name != "fc8":
+            seq.append(("relu" + name[-1], "relu", {}))
+        if name in ("fc6", "fc7"):
+            seq.append(("drop" + name[-1], "dropout", {}))
+    return seq
+
+
+def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0):
+    """tinyalex's AlexNet: the model from tinyalex.models when it exists, else the same net as a Sequential."""
+    if model == "alexnet":
+        try:
+            from .models import build_model  # type: ignore
+
+            return build_model("alexnet", dtype=dtype, seed=seed)
+        except (ImportError, AttributeError, TypeError):
+            pass
+    from . import layers as L
+
+    rng = numpy.random.default_rng(seed)
+    items = []
+    for name, kind, a in _sequence(model):
+        if kind == "relu":
+            items.append((name, L.ReLU(dtype=dtype)))
+        elif kind == "dropout":
+            items.append((name, L.Dropout(0.5, seed=seed, dtype=dtype)))
+        elif kind == "flatten":
+            items.append((name, L.Flatten(dtype=dtype)))
+        else:
+            items.append((name, _tinyalex_layer(kind, a, dtype, rng)))
+    return L.Sequential(*items, dtype=dtype)
+
+
+def build_torch_net(model="alexnet"):
+    import torch.nn as tnn
+
+    items = OrderedDict()
+    for name, kind, a in _sequence(model):
+        if kind == "relu":
+            items[name] = tnn.ReLU(inplace=True)
+        elif kind == "dropout":
+            items[name] = tnn.Dropout(0.5)
+        elif kind == "flatten":
+            items[name] = tnn.Flatten()
+        else:
+            items[name] = _torch_layer(kind, a)
+    return tnn.Sequential(items)
+
+
+def _no_input_grad(net):
+    """The first conv's input is data: like torch, compute no gradient for it (if the layer allows)."""
+    from .layers import Conv2D
+
+    for _, layer in net.named_layers():
+        if isinstance(layer, Conv2D):
+            layer.compute_input_grad = False
+            return
+
+
+class _TinyalexSGD:
+    """The paper's update (section 5), used only if tinyalex.train.sgd is not there:
+    v <- 0.9 v - 0.0005 lr w - lr dw;  w <- w + v (in place)."""
+
+    def __init__(self, net, lr=0.01, momentum=0.9, weight_decay=5e-4):
+        self.net, self.lr, self.mu, self.wd = net, lr, momentum, weight_decay
+        self.v = {}
+
+    def step(self):
+        for lname, layer in self.net.named_layers():
+            for k, w in layer.params.items():
+                g = layer.grads[k]
+                v = self.v.get((lname, k))
+                if v is None:
+                    v = self.v[(lname, k)] = B.get_array_module(w).zeros_like(w)
+                dt = w.dtype.type
+                v *= dt(self.mu)
+                v -= dt(self.wd * self.lr) * w
+                v -= dt(self.lr) * g
+                w += v
+
+
+def _make_sgd(net):
+    try:
+        from .train.sgd import SGD  # type: ignore
+    except ImportError:
+        return _TinyalexSGD(net)
+    for kwargs in (dict(lr=0.01, momentum=0.9, weight_decay=5e-4),):
+        try:
+            return SGD(net, **kwargs)
+        except TypeError:
+            pass
+    return _TinyalexSGD(net)
+
+
+def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0):
+    """A closure running one training step on fixed random data; returns (step, net).
+
+    The loss stays on the device (no host read inside the step)."""
+    from .layers import SoftmaxCrossEntropy
+
+    net = build_tinyalex_net(model, dtype, seed)
+    net.to(B.current_device())
+    _no_input_grad(net)
+    net.train()
+    m = MODELS[model]
+    rng = numpy.random.default_rng(seed + 1)
+    x = B.asarray(rng.standard_normal((batch,) + m["input"]).astype(dtype))
+    y = B.asarray(rng.integers(0, m["classes"], batch))
+    lossf = SoftmaxCrossEntropy(dtype=dtype)
+    opt = _make_sgd(net)
+
+    def step():
+        logits = net.forward(x)
+        loss = lossf.forward(logits, y)
+        net.backward(lossf.backward())
+        opt.step()
+        return loss
+
+    return step, net
+
+
+def make_torch_step(model="alexnet", batch=32, seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    net = build_torch_net(model).train()
+    m = MODELS[model]
+    x = torch.randn((batch,) + m["input"])
+    y = torch.randint(0, m["classes"], (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, net
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+def _median_time(fn, repeats, warmup, sync=None):
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _bench_tinyalex_layer(kind, a, shape, batch, dtype, repeats, warmup):
+    rng = numpy.random.default_rng(0)
+    layer = _tinyalex_layer(kind, a, dtype, rng).to(B.current_device())
+    x = B.asarray(rng.standard_normal((batch,) + tuple(shape)).astype(dtype))
+    if kind == "lrn":   # LRN sees ReLU outputs of a conv in AlexNet: non-negative, scale ~1
+        x = abs(x)
+    y = layer.forward(x)
+    dout = B.asarray(rng.standard_normal(y.shape).astype(dtype))
+
+    def fwd():
+        layer.forward(x)
+
+    def fwd_bwd():
+        layer.forward(x)
+        layer.backward(dout)
+
+    return dict(forward=_median_time(fwd, repeats, warmup, B.synchronize),
+                forward_backward=_median_time(fwd_bwd, repeats, warmup, B.synchronize))
+
+
+def _bench_torch_layer(kind, a, shape, batch, repeats, warmup):
+    import torch
+
+    torch.manual_seed(0)
+    layer = _torch_layer(kind, a)
+    x = torch.randn((batch,) + tuple(shape))
+    if kind == "lrn":
+        x = x.abs()
+    x.requires_grad_(True)          # tinyalex computes dx too
+    y = layer(x)
+    dout = torch.randn(y.shape)
+
+    def fwd():
+        layer(x)
+
+    def fwd_bwd():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        layer(x).backward(dout)
+
+    return dict(forward=_median_time(fwd, repeats, warmup), forward_backward=_median_time(fwd_bwd, repeats, warmup))
+
+
+def gemm_rate(n=2048, repeats=5, dtype=numpy.float32):
+    """This machine's matrix-product rate in FLOP/s: median over repeats of an n x n x n product."""
+    xp = B.xp_for_backend()
+    a = B.asarray(numpy.random.default_rng(0).standard_normal((n, n)).astype(dtype))
+    b = B.asarray(numpy.random.default_rng(1).standard_normal((n, n)).astype(dtype))
+    t = _median_time(lambda: xp.matmul(a, b), repeats, 2, B.synchronize)
+    return 2.0 * n ** 3 / t
+
+
+def blas_info():
+    """What NumPy's matrix products run on (threadpoolctl), or a note if it is not installed."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return [dict(note="pip install threadpoolctl to see the BLAS library and kernel")]
+    keep = ("user_api", "internal_api", "version", "architecture", "corename", "num_threads", "threading_layer",
+            "prefix")
+    return [{k: v for k, v in info.items() if k in keep} for info in threadpoolctl.threadpool_info()]
+
+
+def _blas_threads():
+    n = [i.get("num_threads") for i in blas_info() if i.get("user_api") == "blas" and i.get("num_threads")]
+    return n[0] if n else os.cpu_count()
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise SystemExit(
+            f"bench: --compare torch needs PyTorch, which is not installed ({exc}). "
+            "Install it with `pip install torch` (it is optional: tinyalex never needs it), "
+            "or leave out --compare.") from None
+    return torch
+
+
+# --------------------------------------------------------------------------
+# Peak memory, in a fresh process per framework
+# --------------------------------------------------------------------------
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _memory_probe(framework, model, batch, backend, import_torch):
+    """Run in a fresh process: print JSON with the step's peak memory (see the module docstring)."""
+    import resource
+
+    if import_torch:
+        import torch  # noqa: F401  (same libraries loaded in both probes)
+        torch.set_num_threads(_blas_threads())
+    base_kb = _status_kb("VmRSS")
+    if framework == "torch":
+        step, _ = make_torch_step(model, batch)
+    else:
+        B.set_backend(backend)
+        step, _ = make_tinyalex_step(model, batch)
+    step()
+    B.synchronize()
+    method = "VmHWM after clear_refs"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")           # reset the peak-RSS high-water mark
+    except OSError:
+        method = "ru_maxrss (whole process)"
+    step()
+    B.synchronize()
+    if method.startswith("VmHWM"):
+        peak_kb = _status_kb("VmHWM")
+    else:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = dict(framework=framework, peak_bytes=(peak_kb - base_kb) * 1024, method=method)
+    if framework == "tinyalex" and backend == "numpy":
+        import tracemalloc
+
+        tracemalloc.start()
+        step()
+        out["tracemalloc_step_peak_bytes"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print("MEMORY " + json.dumps(out))
+
+
+def measure_peak_memory(framework, model, batch, backend="numpy", import_torch=False):
+    code = (f"from tinyalex.bench import _memory_probe; "
+            f"_memory_probe({framework!r}, {model!r}, {batch}, {backend!r}, {import_torch})")
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    for line in r.stdout.splitlines():
+        if line.startswith("MEMORY "):
+            return json.loads(line[len("MEMORY "):])
+    raise RuntimeError(f"memory probe for {framework} failed:\n{r.stderr[-2000:]}")
+
+
+# --------------------------------------------------------------------------
+# The whole bench
+# --------------------------------------------------------------------------
+def _machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), numpy=numpy.__version__,
+                platform=platform.platform(), load_average=list(os.getloadavg()),
+                openblas_env={k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                                         "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+                              if k in os.environ})
+
+
+def parse_layers(text, model="alexnet"):
+    valid = layer_names(model)
+    if text in (None, "", "all"):
+        return valid
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in valid]
+    if bad or not names:
+        raise ValueError(f"--layers: unknown layer name(s) {bad or [text]}; valid names: {', '.join(valid)} "
+                         "(or 'all')")
+    return names
+
+
+def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
+              dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, log=print):
+    """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
+    if model not in MODELS:
+        raise ValueError(f"--model: unknown model {model!r}; valid: {', '.join(MODELS)}")
+    if batch < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"--dtype must be float32 or float64, got {dtype!r}")
+    if compare not in (None, "torch"):
+        raise ValueError(f"--compare must be 'torch', got {compare!r}")
+    names = parse_layers(layers, model)
+    torch = _import_torch() if compare == "torch" else None
+    if compare == "torch" and dtype != "float32":
+        raise ValueError("--compare torch runs in float32 only; use --dtype float32")
+    B.set_backend(backend, device=devices[0])      # raises BackendError (with install advice) if unusable
+    dt = numpy.dtype(dtype)
+    threads = _blas_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    res = OrderedDict()
+    res["config"] = dict(model=model, batch_size=batch, layers=names, repeats=repeats, warmup=warmup,
+                         backend=backend, devices=list(devices), dtype=dtype, compare=compare)
+    res["machine"] = _machine()
+    res["blas"] = blas_info()
+    res["threads"] = dict(numpy_blas=threads, torch=torch.get_num_threads() if torch is not None else None)
+    if torch is not None:
+        res["machine"]["torch"] = torch.__version__
+    log(f"tinyalex bench: {model}, batch {batch}, {dtype}, backend {backend}, "
+        f"BLAS threads {threads}" + (f", torch threads {torch.get_num_threads()}" if torch is not None else ""))
+    for info in res["blas"]:
+        log("  BLAS: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+
+    rate = gemm_rate(gemm_n, dtype=dt)
+    res["gemm"] = dict(n=gemm_n, flops_per_s=rate)
+    log(f"  GEMM rate ({gemm_n}^3 {dtype} product): {rate / 1e9:.1f} GFLOP/s")
+
+    rows = OrderedDict()
+    specs = layer_specs(model)
+    hdr = f"{'layer':<7} {'forward ms':>11} {'fwd+bwd ms':>11}"
+    if torch is not None:
+        hdr += f" {'torch fwd':>10} {'torch f+b':>10} {'ratio fwd':>10} {'ratio f+b':>10}"
+    log(hdr)
+    for name in names:
+        kind, a, shape = specs[name]
+        r = _bench_tinyalex_layer(kind, a, shape, batch, dt, repeats, warmup)
+        row = OrderedDict(input_shape=[batch] + list(shape), forward_s=r["forward"],
+                          forward_backward_s=r["forward_backward"])
+        line = f"{name:<7} {r['forward'] * 1e3:>11.2f} {r['forward_backward'] * 1e3:>11.2f}"
+        if torch is not None:
+            t = _bench_torch_layer(kind, a, shape, batch, repeats, warmup)
+            row.update(torch_forward_s=t["forward"], torch_forward_backward_s=t["forward_backward"],
+                       ratio_forward=r["forward"] / t["forward"],
+                       ratio_forward_backward=r["forward_backward"] / t["forward_backward"])
+            line += (f" {t['forward'] * 1e3:>10.2f} {t['forward_backward'] * 1e3:>10.2f}"
+                     f" {row['ratio_forward']:>10.2f} {row['ratio_forward_backward']:>10.2f}")
+        rows[name] = row
+        log(line)
+    res["layers"] = rows
+
+    if step:
+        flops, per = step_matmul_flops(model, batch)
+        stp, _ = make_tinyalex_step(model, batch, dt)
+        t = _median_time(stp, repeats, warmup, B.synchronize)
+        floor = flops / rate
+        s = OrderedDict(time_s=t, images_per_s=batch / t, matmul_flops=flops, floor_s=floor,
+                        multiple_of_floor=t / floor)
+        log(f"step    {t * 1e3:>11.1f} ms  {batch / t:.1f} images/s; matmul floor {floor * 1e3:.1f} ms "
+            f"({flops / 1e9:.1f} GFLOP at {rate / 1e9:.1f} GFLOP/s): {t / floor:.2f}x the floor")
+        if torch is not None:
+            tstep, _ = make_torch_step(model, batch)
+            tt = _median_time(tstep, repeats, warmup)
+            s.update(torch_time_s=tt, torch_images_per_s=batch / tt, ratio=t / tt,
+                     torch_multiple_of_floor=tt / floor)
+            log(f"torch   {tt * 1e3:>11.1f} ms  {batch / tt:.1f} images/s: {tt / floor:.2f}x the floor; "
+                f"ratio tinyalex/torch {t / tt:.2f}")
+        res["step"] = s
+    if memory and backend == "numpy":
+        mem = OrderedDict(tinyalex=measure_peak_memory("tinyalex", model, batch, backend, torch is not None))
+        log(f"memory  tinyalex step peak {mem['tinyalex']['peak_bytes'] / 2 ** 20:.0f} MiB "
+            f"({mem['tinyalex']['method']}; tracemalloc peak of the step's new allocations "
+            f"{mem['tinyalex'].get('tracemalloc_step_peak_bytes', 0) / 2 ** 20:.0f} MiB)")
+        if torch is not None:
+            mem["torch"] = measure_peak_memory("torch", model, batch, backend, True)
+            mem["ratio"] = mem["tinyalex"]["peak_bytes"] / mem["torch"]["peak_bytes"]
+            log(f"memory  torch step peak {mem['torch']['peak_bytes'] / 2 ** 20:.0f} MiB; ratio {mem['ratio']:.2f}")
+        res["memory"] = mem
+    return res
+
+
+def _parse_devices(text):
+    try:
+        devs = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise ValueError(f"--devices must be comma-separated device numbers such as 0 or 0,1, got {text!r}") from None
+    if not devs or min(devs) < 0:
+        raise ValueError(f"--devices must be non-negative device numbers, got {text!r}")
+    return devs
+
+
+def register_cli(subparsers):
+    p = subparsers.add_parser(
+        "bench", help="time every AlexNet layer and a training step (optionally against PyTorch)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("--model", default="alexnet", choices=sorted(MODELS), help="network to time")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--layers", default="all",
+                   help="comma-separated layers to time (" + ",".join(layer_names()) + ") or 'all'")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per row (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "standin"], help="array backend")
+    p.add_argument("--devices", default="0", help="device numbers, e.g. 0,1")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="floating-point type")
+    p.add_argument("--compare", default=None, choices=["torch"], help="also run PyTorch and print ratios")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results to this JSON file")
+    p.add_argument("--no-step", action="store_true", help="skip the whole training step")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--quick", action="store_true",
+                   help="1 repeat, no warm-up, a 512^3 GEMM: a smoke test, not a measurement")
+    p.set_defaults(func=_cli_main)
+
+
+def _cli_main(args):
+    try:
+        devices = _parse_devices(args.devices)
+        repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)
+        res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
+                        warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
+                        compare=args.compare, step=not args.no_step, memory=not args.no_memory, gemm_n=n)
+    except (ValueError, B.BackendError) as exc:
+        print(f"tinyalex bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(res, f, indent=2)
+        os.replace(tmp, args.json)
+        print(f"results written to {args.json}")
+    return 0
