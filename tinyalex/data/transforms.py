@@ -110,16 +110,20 @@ def resize_and_center_crop(img, size=256):
 # ---------------------------------------------------------------------------
 # Statistics of the training set (streaming, bounded memory)
 # ---------------------------------------------------------------------------
-def _batches(dataset, max_elements: int = 1 << 24):
-    """Yield uint8 batches covering ``dataset`` with at most ~max_elements values each."""
-    per_image = int(np.prod(dataset.image_shape))
-    batch_size = max(1, max_elements // per_image)
+def _batches(dataset, batch_size=None, max_elements: int = 1 << 24):
+    """Yield uint8 batches covering ``dataset`` in order.
+
+    Default batch size: as many images as fit in ~max_elements values (16M
+    bytes of uint8), so memory stays bounded whatever the image size.
+    """
+    if batch_size is None:
+        batch_size = max(1, max_elements // int(np.prod(dataset.image_shape)))
     for start in range(0, len(dataset), batch_size):
         x, _ = dataset.get_batch(np.arange(start, min(start + batch_size, len(dataset))))
         yield x
 
 
-def image_statistics(dataset, scale: float = PIXEL_SCALE) -> dict:
+def image_statistics(dataset, scale: float = PIXEL_SCALE, batch_size=None) -> dict:
     """One streaming pass over ``dataset``: every statistic the Pipeline needs.
 
     With x the pixel values times ``scale``, N images, P = H*W pixels each:
@@ -139,7 +143,7 @@ def image_statistics(dataset, scale: float = PIXEL_SCALE) -> dict:
     s1 = np.zeros((c, h, w))          # sum_n x
     s2 = np.zeros((c, h, w))          # sum_n x^2
     outer = np.zeros((c, c))          # sum_{n,h,w} x x^T
-    for xb in _batches(dataset):
+    for xb in _batches(dataset, batch_size):
         xb = xb.astype(np.float64)
         s1 += xb.sum(axis=0)
         s2 += np.square(xb).sum(axis=0)
@@ -159,13 +163,13 @@ def image_statistics(dataset, scale: float = PIXEL_SCALE) -> dict:
     }
 
 
-def compute_mean_image(dataset, scale: float = PIXEL_SCALE) -> np.ndarray:
+def compute_mean_image(dataset, scale: float = PIXEL_SCALE, batch_size=None) -> np.ndarray:
     """The mean image of the training set, (C, H, W) float32 (section 2).
 
     m[c,h,w] = (1/N) sum_n scale * x[n,c,h,w]. Streams over batches, so it
     works for datasets larger than memory.
     """
-    return image_statistics(dataset, scale)["mean_image"]
+    return image_statistics(dataset, scale, batch_size)["mean_image"]
 
 
 def subtract_mean(x, mean_image) -> np.ndarray:
@@ -187,14 +191,14 @@ def pca_from_covariance(cov) -> tuple[np.ndarray, np.ndarray]:
     return eigvecs * signs, eigvals
 
 
-def fit_pca_color(dataset, scale: float = PIXEL_SCALE) -> tuple[np.ndarray, np.ndarray]:
+def fit_pca_color(dataset, scale: float = PIXEL_SCALE, batch_size=None):
     """PCA of all training RGB pixel values (section 4.1), streaming.
 
     Returns (eigvecs (C, C), columns p_i; eigvals (C,) decreasing) of the
     C x C covariance of the pixel values x * ``scale`` (default 0..1 scale,
     so the eigenvalues are in units of (pixel/255)^2).
     """
-    return pca_from_covariance(image_statistics(dataset, scale)["pixel_cov"])
+    return pca_from_covariance(image_statistics(dataset, scale, batch_size)["pixel_cov"])
 
 
 # ---------------------------------------------------------------------------
@@ -413,14 +417,17 @@ class Pipeline:
                 and (not self.standardize or self.channel_std is not None)
                 and (not self.pca or self.eigvals is not None))
 
-    def fit(self, train_dataset) -> "Pipeline":
-        """Compute mean image, per-channel std and PCA from the training set (one pass)."""
+    def fit(self, train_dataset, batch_size=None) -> "Pipeline":
+        """Compute mean image, per-channel std and PCA from the training set.
+
+        One streaming pass (``image_statistics``); returns self.
+        """
         c, h, w = train_dataset.image_shape
         if self.crop is not None and self.crop > min(h, w) + 2 * self.pad:
             raise ValueError(f"crop {self.crop} is larger than the (padded) images {h}x{w}")
         if not self.needs_fit:
             return self
-        stats = image_statistics(train_dataset)
+        stats = image_statistics(train_dataset, batch_size=batch_size)
         self.mean_image = stats["mean_image"]
         std = stats["std_about_mean_image" if self.mean else "std_about_pixel_mean"]
         self.channel_std = np.maximum(std, 1e-8).astype(np.float32)
