@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "tinyalex.gradcheck",
     "tinyalex.bench",
+    "tinyalex.exercises.generate",
 ]
 
 

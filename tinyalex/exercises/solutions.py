@@ -1,0 +1,358 @@
+# %% [markdown]
+# # tinyalex exercises: write the backward passes of AlexNet yourself
+#
+# Each exercise is one function. Replace the `raise NotImplementedError(...)`
+# line with your code, run the check cell below it, and read what it prints:
+# `PASS` or `FAIL`, the relative error against tinyalex's own layers and
+# against numerical gradients, and a hint when something is off.
+#
+# Rules of the game, as in tinyalex itself: arrays are `(N, C, H, W)`; no
+# Python loops over batch items or pixels (a loop over kernel offsets or
+# window positions is fine); take the array module from the input with
+# `xp = get_array_module(x)` so your code also runs on CuPy.
+#
+# Run every check at once from a shell with
+# `python -m tinyalex exercises grade exercises.py`.
+
+# %%
+"""tinyalex classroom exercises: the forward and backward passes of AlexNet's layers.
+
+Students: write each function where it says ``raise NotImplementedError``,
+then run the check below it (in the notebook), or every check at once with
+``python -m tinyalex exercises grade exercises.py``.
+
+Teachers: the one source of truth is tinyalex/exercises/solutions.py (the
+code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``); the student
+files exercises.py and exercises.ipynb are generated from it by
+``python -m tinyalex exercises generate --out DIR``. Do not edit them by hand.
+"""
+import numpy as np
+
+from tinyalex.backend import get_array_module
+from tinyalex.exercises.checks import *  # noqa: F401,F403  (check_conv_forward, ...)
+from tinyalex.layers import col2im, im2col
+
+# %% [markdown]
+# ## 1. Convolution forward, by im2col
+#
+# With $K = C k_h k_w$ and `cols = im2col(x, ...)` of shape $(1, K, N H_o W_o)$
+# (notebook 2 shows what it lays out), the whole convolution is one matrix
+# product:
+#
+# $$ out_{mat} = W_{mat}\, cols, \qquad W_{mat} = W.\text{reshape}(F, K),
+#    \qquad out_{mat} \in \mathbb{R}^{F \times N H_o W_o}. $$
+#
+# Then reshape $(F, N, H_o, W_o)$, move the batch axis first and add the bias.
+
+# %%
+def conv_forward(x, W, b, stride=1, padding=0):
+    """Convolution of x (N, C, H, W) with W (F, C, kh, kw) and bias b (F,).
+
+    Returns ``(out, cache)`` with out of shape (N, F, Ho, Wo),
+    Ho = (H + 2 padding - kh) // stride + 1 (same for Wo), and ``cache``
+    whatever your ``conv_backward`` needs.
+
+    Hints: ``cols = im2col(x, (kh, kw), (stride, stride), (padding, padding))``
+    has shape (1, K, N*Ho*Wo); drop the leading 1 with ``cols[0]``.
+    """
+    xp = get_array_module(x)
+    N, C, H, W_in = x.shape
+    F, _, kh, kw = W.shape
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W_in + 2 * padding - kw) // stride + 1
+    ### BEGIN SOLUTION
+    cols = im2col(x, (kh, kw), (stride, stride), (padding, padding))[0]   # (K, N*Ho*Wo)
+    out = xp.matmul(W.reshape(F, -1), cols)                                # (F, N*Ho*Wo)
+    out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3) + b.reshape(1, F, 1, 1)
+    cache = (x.shape, cols, W, stride, padding)
+    return out, cache
+    ### END SOLUTION
+
+
+# %% [check] conv_forward
+
+# %% [markdown]
+# ## 2. Convolution backward
+#
+# Lay `dout` out like the forward product, $dout_{mat} \in \mathbb{R}^{F \times N H_o W_o}$. Then
+#
+# $$ dW = dout_{mat}\, cols^T, \qquad db_f = \sum_{n,y,x} dout_{n,f,y,x}, \qquad
+#    dcols = W_{mat}^T\, dout_{mat}, \qquad dx = \text{col2im}(dcols). $$
+
+# %%
+def conv_backward(dout, cache):
+    """Gradients of the convolution: returns ``(dx, dW, db)``.
+
+    dout (N, F, Ho, Wo) is dL/dout; dx, dW, db have the shapes of x, W, b.
+
+    Hints: ``dout.transpose(1, 0, 2, 3).reshape(F, -1)`` is dout_mat.
+    ``col2im(dcols[None], x_shape, (kh, kw), (stride, stride), (padding, padding))``
+    adds every column back where it came from (put the leading 1 back with
+    ``[None]``).
+    """
+    xp = get_array_module(dout)
+    x_shape, cols, W, stride, padding = cache
+    F, _, kh, kw = W.shape
+    ### BEGIN SOLUTION
+    dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)                  # (F, N*Ho*Wo)
+    dW = xp.matmul(dout_mat, cols.T).reshape(W.shape)
+    db = dout.sum(axis=(0, 2, 3))
+    dcols = xp.matmul(W.reshape(F, -1).T, dout_mat)                       # (K, N*Ho*Wo)
+    dx = col2im(dcols[None], x_shape, (kh, kw), (stride, stride), (padding, padding))
+    return dx, dW, db
+    ### END SOLUTION
+
+
+# %% [check] conv_backward
+
+# %% [markdown]
+# ## 3. The LRN window sum
+#
+# Local response normalization (section 3.3) sums squared activities over
+# $n$ neighbouring channels, clipped at the ends:
+#
+# $$ S^i = \sum_{j=\max(0,\, i-\lfloor n/2 \rfloor)}^{\min(C-1,\, i+\lfloor (n-1)/2 \rfloor)} a^j . $$
+#
+# For odd $n$ (the paper's 5) the window is $i-2 \dots i+2$.
+
+# %%
+def window_sum(a, size):
+    """Sum of a (N, C, H, W) over a window of ``size`` channels centred on each channel.
+
+    out[:, i] = sum of a[:, j] for j from i - size//2 to i + (size-1)//2,
+    leaving out channels outside 0..C-1. Returns an array shaped like a.
+
+    Hint: loop over the ``size`` offsets d = -size//2 ... (size-1)//2 (not over
+    channels or pixels) and add the shifted slice ``a[:, lo:hi]`` into
+    ``out[:, lo - d:hi - d]``.
+    """
+    xp = get_array_module(a)
+    C = a.shape[1]
+    out = xp.zeros_like(a)
+    ### BEGIN SOLUTION
+    for d in range(-(size // 2), (size - 1) // 2 + 1):
+        # out[:, i] += a[:, i + d] for every i with 0 <= i + d < C
+        lo, hi = max(0, d), min(C, C + d)
+        if lo < hi:
+            out[:, lo - d:hi - d] += a[:, lo:hi]
+    return out
+    ### END SOLUTION
+
+
+# %% [check] window_sum
+
+# %% [markdown]
+# ## 4. LRN forward (the paper's convention)
+#
+# $$ s^i = k + \alpha \sum_{j \in \text{window}(i)} (a^j)^2, \qquad b^i = a^i\, (s^i)^{-\beta} $$
+#
+# with $k = 2$, $n = 5$, $\alpha = 10^{-4}$, $\beta = 0.75$. The paper does not
+# divide $\alpha$ by $n$ (Caffe and PyTorch do).
+
+# %%
+def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """LRN across channels of x (N, C, H, W). Returns ``(out, cache)``.
+
+    Hint: use your ``window_sum(x * x, size)``; keep s (and x, out) in the
+    cache, backward needs them.
+    """
+    ### BEGIN SOLUTION
+    s = k + alpha * window_sum(x * x, size)
+    out = x * s ** (-beta)
+    cache = (x, s, out, size, alpha, beta)
+    return out, cache
+    ### END SOLUTION
+
+
+# %% [check] lrn_forward
+
+# %% [markdown]
+# ## 5. LRN backward, with the cross-channel terms
+#
+# Every output $b^i$ depends on all $a^j$ in its window, so
+#
+# $$ \frac{\partial L}{\partial a^j} = \frac{\partial L}{\partial b^j} (s^j)^{-\beta}
+#    - 2 \alpha \beta\, a^j \sum_{i:\; j \in \text{window}(i)} \frac{\partial L}{\partial b^i}\, \frac{b^i}{s^i}. $$
+#
+# The window is symmetric ($j$ in window($i$) iff $i$ in window($j$)) for odd $n$,
+# so the last sum is again a window sum.
+
+# %%
+def lrn_backward(dout, cache):
+    """dL/dx of LRN from dout = dL/dout (N, C, H, W). Returns dx.
+
+    Hint: the second term is ``2 * alpha * beta * x * window_sum(dout * out / s, size)``.
+    """
+    x, s, out, size, alpha, beta = cache
+    ### BEGIN SOLUTION
+    return dout * s ** (-beta) - 2 * alpha * beta * x * window_sum(dout * out / s, size)
+    ### END SOLUTION
+
+
+# %% [check] lrn_backward
+
+# %% [markdown]
+# ## 6. Max pooling backward
+#
+# The forward pass is given: it records, for every window, which of its
+# $k \times k$ entries won (`argmax`, the first maximum in row-major order).
+# The backward pass sends each window's gradient to its winner; where the
+# paper's 3x3 windows with stride 2 *overlap*, an input collects the sum from
+# every window it won.
+
+# %%
+def maxpool_forward(x, kernel_size=3, stride=2):
+    """Max pooling of x (N, C, H, W) over kernel_size x kernel_size windows every stride pixels.
+
+    Returns ``(out, cache)``; cache = (x.shape, argmax, kernel_size, stride)
+    where argmax[n, c, y, x] in 0..k*k-1 is the flat offset i*k + j of the
+    maximum of window (y, x).
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    k, s = kernel_size, stride
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    sN, sC, sH, sW = x.strides
+    # windows[n, c, y, x, i, j] = x[n, c, y*s + i, x*s + j]   (a view, no copy)
+    windows = xp.lib.stride_tricks.as_strided(
+        x, shape=(N, C, Ho, Wo, k, k), strides=(sN, sC, sH * s, sW * s, sH, sW))
+    flat = windows.reshape(N, C, Ho, Wo, k * k)
+    argmax = flat.argmax(axis=-1)
+    out = xp.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    return out, (x.shape, argmax, k, s)
+
+
+def maxpool_backward(dout, cache):
+    """dL/dx of max pooling from dout (N, C, Ho, Wo). Returns dx shaped like x.
+
+    Hint: loop over the k*k offsets (i, j). The windows whose maximum sits at
+    offset (i, j) are ``won = argmax == i * k + j``; their inputs are the
+    strided slice ``dx[:, :, i:i + s*(Ho-1) + 1:s, j:j + s*(Wo-1) + 1:s]``;
+    add ``xp.where(won, dout, 0)`` there (``+=``, so overlaps add up).
+    """
+    xp = get_array_module(dout)
+    x_shape, argmax, k, s = cache
+    Ho, Wo = dout.shape[2:]
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    ### BEGIN SOLUTION
+    zero = xp.zeros((), dtype=dout.dtype)
+    for i in range(k):
+        for j in range(k):
+            won = argmax == i * k + j
+            dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += xp.where(won, dout, zero)
+    return dx
+    ### END SOLUTION
+
+
+# %% [check] maxpool_backward
+
+# %% [markdown]
+# ## 7. Dropout, both forms
+#
+# Keep each unit with probability $1 - p$ (mask $m \sim \text{Bernoulli}(1-p)$).
+#
+# | mode | training | evaluation |
+# |---|---|---|
+# | `"inverted"` (modern) | $y = x \cdot m / (1-p)$ | $y = x$ |
+# | `"paper"` (2012) | $y = x \cdot m$ | $y = (1-p)\, x$ |
+#
+# Both keep the expected output the same in training and evaluation.
+
+# %%
+def dropout_forward(x, p=0.5, mode="inverted", training=True, mask=None, rng=None):
+    """Dropout of x (any shape). Returns ``(out, cache)``.
+
+    ``mask`` (boolean, shape of x, True = keep) is used when given; otherwise
+    draw it with ``rng.random(x.shape) >= p`` (rng a numpy Generator).
+
+    Hint: compute the factor each unit is multiplied by (mask / (1 - p),
+    mask, 1 or (1 - p)) once, keep it in the cache: backward is a product
+    with the same factor.
+    """
+    ### BEGIN SOLUTION
+    if not training:
+        factor = 1.0 if mode == "inverted" else 1.0 - p
+        return x * factor, factor
+    if mask is None:
+        mask = rng.random(x.shape) >= p
+    factor = mask.astype(x.dtype) * (1.0 / (1.0 - p) if mode == "inverted" else 1.0)
+    return x * factor, factor
+    ### END SOLUTION
+
+
+def dropout_backward(dout, cache):
+    """dL/dx of dropout. Returns dx shaped like dout."""
+    ### BEGIN SOLUTION
+    factor = cache
+    return dout * factor
+    ### END SOLUTION
+
+
+# %% [check] dropout
+
+# %% [markdown]
+# ## 8. Softmax cross-entropy
+#
+# For logits $z \in \mathbb{R}^{N \times K}$ and labels $y$:
+#
+# $$ p = \text{softmax}(z), \quad L = -\frac1N \sum_n \log p_{n, y_n}, \quad
+#    \frac{\partial L}{\partial z} = \frac1N (p - \text{onehot}(y)). $$
+#
+# Subtract each row's maximum before `exp`, or logits of 1000 overflow.
+
+# %%
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy of logits (N, K) and integer labels (N,).
+
+    Returns ``(loss, dlogits)``: loss a float, dlogits (N, K) = dL/dlogits.
+
+    Hint: log p = z - max - log(sum(exp(z - max))); pick the label's entry
+    with ``logp[xp.arange(N), labels]``.
+    """
+    xp = get_array_module(logits)
+    N, K = logits.shape
+    ### BEGIN SOLUTION
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+    loss = -logp[xp.arange(N), labels].sum() / N
+    dlogits = xp.exp(logp)
+    dlogits[xp.arange(N), labels] -= 1
+    dlogits /= N
+    return loss.item(), dlogits
+    ### END SOLUTION
+
+
+# %% [check] softmax_cross_entropy
+
+# %% [markdown]
+# ## 9. The paper's SGD update (section 5)
+#
+# $$ v \leftarrow \mu\, v - \lambda\, \epsilon\, w - \epsilon\, \frac{\partial L}{\partial w}, \qquad w \leftarrow w + v $$
+#
+# with momentum $\mu = 0.9$, weight decay $\lambda = 0.0005$ and learning rate $\epsilon$.
+
+# %%
+def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
+    """One step of the paper's update. Returns new arrays ``(w, v)``; does not modify its inputs."""
+    ### BEGIN SOLUTION
+    v = momentum * v - weight_decay * lr * w - lr * dw
+    return w + v, v
+    ### END SOLUTION
+
+
+# %% [check] sgd_momentum_update
+
+# %% [markdown]
+# ## All checks
+#
+# The cell below runs every check again and prints your score.
+
+# %% [check] all
+
+# %% [script]
+if __name__ == "__main__":
+    import sys
+
+    from tinyalex.exercises.checks import run_all
+
+    sys.exit(0 if run_all(globals()).all_passed else 1)
