@@ -1,4 +1,16 @@
-"""Training (section 5 of the paper): the learning rule, the schedule, the loop."""
-from .sgd import SGD
+"""Training (section 5 of the paper): the learning rule, the schedule, the loop.
 
-__all__ = ["SGD"]
+    from tinyalex.train import TrainConfig, fit
+    history = fit(TrainConfig(dataset="fashion-mnist", epochs=10, out="runs/fm"))
+"""
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .schedule import ReduceOnPlateau, StepSchedule, make_schedule
+from .sgd import SGD
+from .trainer import (METRIC_COLUMNS, History, NonFiniteLossError, TrainConfig, Trainer, evaluate, fit,
+                      load_trained, predict_proba, read_metrics)
+
+__all__ = [
+    "SGD", "ReduceOnPlateau", "StepSchedule", "make_schedule",
+    "TrainConfig", "Trainer", "History", "fit", "evaluate", "predict_proba", "load_trained", "read_metrics",
+    "NonFiniteLossError", "METRIC_COLUMNS", "atomic_write", "save_checkpoint", "load_checkpoint",
+]

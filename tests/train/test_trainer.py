@@ -1,0 +1,86 @@
+"""The training loop: run folder files, exact resume, NaN stop, atomic checkpoints."""
+import csv
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tinyalex.train import checkpoint as ckpt
+from tinyalex.train.trainer import METRIC_COLUMNS, NonFiniteLossError, fit
+
+
+def _weights(path):
+    return ckpt.load_checkpoint(path).model
+
+
+def test_loss_falls_and_run_folder_has_its_files(tiny_config, tiny_model, quiet):
+    cfg = tiny_config(epochs=3, lr=0.01, plots=True)
+    h = fit(cfg, model=tiny_model(), log=quiet)
+    assert h.status == "completed"
+    assert h.epochs[-1]["train_loss"] < h.epochs[0]["train_loss"]
+    for name in ("config.json", "metrics.csv", "metrics.jsonl", "curves.png", "checkpoint.npz",
+                 "best.npz", "model.npz", "test.json", "confusion.png"):
+        assert (h.run_dir / name).is_file(), name
+    assert 0.0 <= h.test["top1"] <= h.test["top5"] <= 1.0
+
+
+def test_metrics_files_have_one_row_per_epoch_with_the_documented_columns(tiny_config, tiny_model, quiet):
+    h = fit(tiny_config(epochs=2), model=tiny_model(), log=quiet)
+    with open(h.run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0].keys()) == METRIC_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    jsonl = [json.loads(line) for line in (h.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [set(r) for r in jsonl] == [set(METRIC_COLUMNS)] * 2
+    assert float(rows[1]["val_top1"]) == pytest.approx(jsonl[1]["val_top1"])
+
+
+def test_resumed_run_ends_bit_identical_to_uninterrupted_run(tiny_config, tiny_model, quiet, tmp_path):
+    full = fit(tiny_config(epochs=2, out=str(tmp_path / "full")), model=tiny_model(), log=quiet)
+    fit(tiny_config(epochs=1, out=str(tmp_path / "part")), model=tiny_model(), log=quiet)
+    resumed = fit(tiny_config(epochs=2), resume=tmp_path / "part", model=tiny_model(), log=quiet)
+    a, b = _weights(full.run_dir / "model.npz"), _weights(resumed.run_dir / "model.npz")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert [r["train_loss"] for r in resumed.epochs] == [r["train_loss"] for r in full.epochs]
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_is_bit_identical(tiny_config, tiny_model, quiet, tmp_path):
+    full = fit(tiny_config(epochs=2, out=str(tmp_path / "full")), model=tiny_model(), log=quiet)
+
+    def press_ctrl_c(trainer):
+        if trainer.step == 6:          # epoch 2, batch 2 (4 batches per epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(epochs=2, out=str(tmp_path / "cut")), model=tiny_model(), on_step=press_ctrl_c, log=quiet)
+    meta = ckpt.load_checkpoint(tmp_path / "cut" / "checkpoint.npz").meta
+    assert (meta["step"], meta["loader"]["epoch"], meta["loader"]["batch"]) == (6, 1, 2)
+    resumed = fit(tiny_config(epochs=2), resume=tmp_path / "cut", model=tiny_model(), log=quiet)
+    a, b = _weights(full.run_dir / "model.npz"), _weights(resumed.run_dir / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert resumed.epochs[-1]["train_loss"] == full.epochs[-1]["train_loss"]
+
+
+def test_huge_learning_rate_stops_with_nan_message_naming_epoch_step_and_lr(tiny_config, tiny_model, quiet):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d+ .*lower the learning rate, e\.g\. --lr"):
+        fit(tiny_config(epochs=1, lr=1e9, schedule="none"), model=tiny_model(), log=quiet)
+
+
+def test_nan_in_epoch_two_keeps_the_epoch_one_checkpoint(tiny_config, tiny_model, quiet, tmp_path):
+    run = tmp_path / "run"
+
+    def blow_up_after_epoch_one(trainer):
+        if trainer.step == 5:                   # first step of epoch 2 (4 batches per epoch)
+            trainer.optimizer.lr = 1e9
+
+    with pytest.raises(NonFiniteLossError, match="epoch 2"):
+        fit(tiny_config(epochs=3, out=str(run), schedule="none"), model=tiny_model(),
+            on_step=blow_up_after_epoch_one, log=quiet)
+    meta = ckpt.load_checkpoint(run / "checkpoint.npz")
+    assert meta.meta["epoch"] == 1 and meta.meta["step"] == 4
+    assert all(np.isfinite(w).all() for w in meta.model.values())

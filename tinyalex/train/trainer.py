@@ -1,0 +1,781 @@
+"""The training loop: data, model, the paper's SGD and schedule, metrics, checkpoints.
+
+One function does it all, from Python or from ``python -m tinyalex train``::
+
+    from tinyalex.train import TrainConfig, fit
+    history = fit(TrainConfig(dataset="fashion-mnist", epochs=10, out="runs/fm"))
+    history.epochs[-1]["val_top1"], history.test["top1"]
+
+What one epoch does
+-------------------
+1. ``model.train()``; for every batch of the DataLoader (order and
+   augmentation derived from (seed, epoch, batch)):
+   dropout generators are re-seeded from (seed, epoch, batch), the batch is
+   moved explicitly to the model's input device, forward, softmax
+   cross-entropy, backward, one SGD step (the paper's rule, sgd.py).
+2. ``model.eval()``; validation loss, top-1 and top-5 (10-crop averaging of
+   the softmax if enabled).
+3. The schedule sees the validation error (divide lr by 10 on a plateau).
+4. One row of metrics appended to ``metrics.csv`` / ``metrics.jsonl``,
+   ``curves.png`` redrawn, ``checkpoint.npz`` written atomically, and
+   ``best.npz`` when the validation top-1 improved.
+
+After the last epoch: ``model.npz`` (final weights, config, class names,
+pipeline), the test set's top-1/top-5 in ``test.json`` and a confusion
+matrix in ``confusion.png``.
+
+Exact resume
+------------
+All randomness is a function of (seed, epoch, batch): the shuffle, the crops,
+flips and PCA alphas (DataLoader), and the dropout masks (re-seeded here
+before every batch). A checkpoint therefore needs no generator state beyond
+the loader's position; with the weights, the velocities, the schedule and
+the pipeline's statistics, a resumed run computes exactly what the
+uninterrupted one would have, bit for bit (tests/train/test_resume.py).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy
+
+from .. import backend
+from ..layers import Dropout, SoftmaxCrossEntropy
+from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .schedule import SCHEDULES, make_schedule
+from .sgd import SGD
+
+METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
+                  "val_top5", "epoch_time", "images_per_s", "elapsed")
+"""Columns of metrics.csv (and keys of every metrics.jsonl row), in order."""
+
+CHECKPOINT, BEST, FINAL = "checkpoint.npz", "best.npz", "model.npz"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; training stopped."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in the run folder as config.json).
+
+    The defaults are a sensible Fashion-MNIST run of the small AlexNet; the
+    paper's values are noted where they differ.
+    """
+
+    # -- data ------------------------------------------------------------------------
+    dataset: str = "fashion-mnist"       # fashion-mnist | cifar10 | imagefolder | synthetic
+    data_dir: str | None = None          # where the dataset is (default: search, see tinyalex.data)
+    classes: list | None = None          # imagefolder: keep only these classes
+    image_size: int | None = None        # imagefolder: resize images to this size first
+    val_fraction: float = 0.1            # part of the training set held out for validation
+    limit_train: int | None = None       # use only N training images (quick runs)
+    limit_test: int | None = None        # use only N test images
+    # -- preprocessing and augmentation (sections 2, 4.1) ------------------------------
+    mean: bool = True                    # subtract the training mean image
+    crop: int | None = None              # crop size; None: the model's input size; 0: no crop
+    pad: int | None = None               # zero padding before random crops; None: H//8 if the crop equals the image
+    flip: bool = True                    # random horizontal flips
+    pca: bool | None = None              # PCA colour noise; None: on for RGB images
+    standardize: bool = True             # divide by the per-channel std (not in the paper)
+    ten_crop: bool = False               # evaluate with the 10-crop average
+    # -- model -----------------------------------------------------------------------
+    model: str = "alexnet-small"         # alexnet | alexnet-small | alexnet-fmnist | alexnet-cifar
+    width: float | None = None           # channel-width multiplier override of the model
+    lrn: bool = True                     # local response normalization (section 3.3)
+    lrn_convention: str = "paper"        # paper | caffe
+    overlap: bool = True                 # 3/2 pooling (True) or 2/2 (False), section 3.4
+    dropout: float = 0.5                 # dropout probability of fc6, fc7 (0 disables)
+    dropout_mode: str = "inverted"       # inverted | paper
+    activation: str = "relu"             # relu | tanh
+    dtype: str = "float32"
+    # -- learning (section 5) ----------------------------------------------------------
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "plateau"            # plateau (the paper) | step | none
+    patience: int = 2                    # plateau: epochs without improvement before lr / 10
+    max_reductions: int = 3              # at most this many reductions (3 in the paper)
+    step_epochs: int = 5                 # step: reduce every this many epochs
+    # -- runtime ---------------------------------------------------------------------
+    backend: str = "numpy"               # numpy | cupy | standin
+    devices: list = field(default_factory=lambda: [0])
+    seed: int = 0
+    out: str | None = None               # run folder; default runs/<dataset>-<model>-<time>
+    progress: bool = True                # tqdm progress bars (off automatically when not a TTY)
+    eval_batch_size: int | None = None   # default: 2 * batch_size
+    plots: bool = True                   # write curves.png every epoch and confusion.png at the end
+
+    def validate(self):
+        """Raise ValueError naming the bad field and the allowed values."""
+        from ..data import DATASET_NAMES
+
+        def choice(name, allowed):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {getattr(self, name)!r}")
+
+        choice("dataset", DATASET_NAMES)
+        choice("schedule", SCHEDULES)
+        choice("backend", backend.BACKENDS)
+        choice("dtype", ("float32", "float64"))
+        choice("lrn_convention", ("paper", "caffe"))
+        choice("dropout_mode", ("inverted", "paper"))
+        choice("activation", ("relu", "tanh"))
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("limit_train", "limit_test"):
+            v = getattr(self, name)
+            if v is not None and int(v) < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for all), got {v}")
+        if not self.devices or any(int(d) < 0 for d in self.devices):
+            raise ValueError(f"devices must be a non-empty list of device numbers >= 0, got {self.devices}")
+        if self.schedule == "plateau" and self.val_fraction == 0:
+            raise ValueError("schedule 'plateau' needs a validation set: set val_fraction > 0 "
+                             "(--val-fraction) or use --schedule step|none")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class History:
+    """What :func:`fit` returns.
+
+    ``epochs``: one dict per finished epoch, keys :data:`METRIC_COLUMNS`;
+    ``test``: {'top1', 'top5', 'loss', 'per_class'} on the test set (None if
+    skipped); ``best_epoch`` / ``best_val_top1``: the epoch saved as best.npz;
+    ``status``: 'completed' | 'interrupted' | 'diverged'; ``run_dir``.
+    """
+
+    run_dir: Path
+    epochs: list = field(default_factory=list)
+    test: dict | None = None
+    best_epoch: int | None = None
+    best_val_top1: float | None = None
+    status: str = "running"
+
+    def column(self, key):
+        """One metric over epochs, e.g. ``history.column('val_top1')``."""
+        return [row.get(key) for row in self.epochs]
+
+
+# ---------------------------------------------------------------------------
+# Building the pieces
+# ---------------------------------------------------------------------------
+def _limit(dataset, n, seed, salt):
+    """A seeded random subset of n examples (all when n is None or >= len)."""
+    from ..data import Subset
+
+    if n is None or n >= len(dataset):
+        return dataset
+    idx = numpy.sort(numpy.random.default_rng([seed, salt]).permutation(len(dataset))[:n])
+    return Subset(dataset, idx)
+
+
+def load_data(cfg: TrainConfig):
+    """(train, val or None, test) datasets for ``cfg`` (host, uint8)."""
+    from ..data import load_dataset, train_val_split
+
+    kwargs = {}
+    if cfg.dataset == "imagefolder":
+        kwargs.update(classes=cfg.classes, image_size=cfg.image_size)
+    elif cfg.dataset == "synthetic":
+        kwargs.update(seed=cfg.seed)
+    elif cfg.classes:
+        raise ValueError("--classes works only with --dataset imagefolder")
+    full = load_dataset(cfg.dataset, root=cfg.data_dir, split="train", **kwargs)
+    try:
+        test = load_dataset(cfg.dataset, root=cfg.data_dir, split="test", **kwargs)
+    except FileNotFoundError:
+        if cfg.dataset != "imagefolder":
+            raise
+        test = None          # an image folder without train/ and test/: no test set
+    full = _limit(full, cfg.limit_train, cfg.seed, 101)
+    if cfg.val_fraction > 0:
+        train, val = train_val_split(full, cfg.val_fraction, seed=cfg.seed)
+    else:
+        train, val = full, None
+    if test is not None:
+        test = _limit(test, cfg.limit_test, cfg.seed, 102)
+    return train, val, test
+
+
+def _model_overrides(cfg: TrainConfig):
+    """Keyword overrides for tinyalex.models.build_model from the config."""
+    kw = {"lrn": cfg.lrn, "lrn_convention": cfg.lrn_convention, "overlap": cfg.overlap,
+          "dropout": cfg.dropout, "dropout_mode": cfg.dropout_mode, "activation": cfg.activation,
+          "dtype": cfg.dtype, "seed": cfg.seed}
+    if cfg.width is not None:
+        kw["width"] = cfg.width
+    return kw
+
+
+def build_model(cfg: TrainConfig, num_classes: int, overrides=None):
+    """The model named by ``cfg.model`` (tinyalex.models.build_model), on cfg's device(s)."""
+    from .. import models
+
+    kw = _model_overrides(cfg) if overrides is None else dict(overrides)
+    if len(cfg.devices) > 1:
+        kw["devices"] = list(cfg.devices)
+    model = models.build_model(cfg.model, num_classes, **kw)
+    if len(cfg.devices) == 1 and cfg.backend != "numpy":
+        model.to(int(cfg.devices[0]), cfg.backend)
+    return model
+
+
+def model_input_shape(model):
+    """(C, H, W) the model expects."""
+    for attr in ("input_shape",):
+        if getattr(model, attr, None) is not None:
+            return tuple(getattr(model, attr))
+    config = model.config() if callable(getattr(model, "config", None)) else getattr(model, "config", {})
+    return tuple(config["input_shape"])
+
+
+def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
+    """The data Pipeline whose output matches the model's input size."""
+    from ..data import Pipeline
+
+    c, h, w = image_shape
+    if input_shape[0] != c:
+        raise ValueError(f"the dataset has {c}-channel images but model {cfg.model!r} expects {input_shape[0]} "
+                         "channels; choose the model made for this dataset (--model)")
+    size = int(input_shape[1])
+    if cfg.crop == 0:                          # --no-crop: the images must already fit
+        crop, pad = None, 0
+        if (h, w) != tuple(input_shape[1:]):
+            raise ValueError(f"--no-crop: images are {h}x{w} but the model expects {size}x{size}; "
+                             "allow cropping or pick a matching --model")
+    else:
+        crop = size if cfg.crop is None else int(cfg.crop)
+        if crop != size:
+            raise ValueError(f"--crop {crop} does not match the model's input size {size} ({cfg.model})")
+        pad = cfg.pad if cfg.pad is not None else (max(1, h // 8) if crop >= min(h, w) else 0)
+        if crop > min(h, w) + 2 * pad:
+            raise ValueError(f"the model needs {size}x{size} inputs but the images are {h}x{w}; "
+                             "use a model for this image size or --image-size (image folders)")
+    pca = (c == 3) if cfg.pca is None else bool(cfg.pca)
+    if pca and c != 3:
+        raise ValueError(f"--pca needs RGB images; {cfg.dataset} has {c} channel(s)")
+    return Pipeline(mean=cfg.mean, crop=crop, flip=cfg.flip, pca=pca, ten_crop=cfg.ten_crop,
+                    pad=pad, standardize=cfg.standardize)
+
+
+def _model_config(model):
+    cfg = getattr(model, "config", None)
+    cfg = cfg() if callable(cfg) else cfg
+    return json.loads(json.dumps(cfg, default=str)) if cfg else {}
+
+
+def input_device(model):
+    """(device, backend name) where the model wants its input."""
+    dev = getattr(model, "input_device", None)
+    dev = dev() if callable(dev) else dev
+    first = next(iter(model.named_parameters()))[1]
+    if dev is None:
+        dev = backend.device_of(first)
+    return dev, backend.backend_of(first)
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------
+def _log_softmax_host(logits):
+    z = numpy.asarray(logits, dtype=numpy.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+
+
+def _forward_host(model, x, dev, bname):
+    """Forward a host batch on the model's device; logits back on the host."""
+    xd = backend.to_device(numpy.ascontiguousarray(x, dtype=model_dtype(model)), dev, bname)
+    with backend.device(dev):
+        out = model.forward(xd)
+    return backend.to_host(out)
+
+
+def model_dtype(model):
+    return next(iter(model.named_parameters()))[1].dtype
+
+
+def predict_proba(model, x_uint8, pipeline, batch_size=256, ten_crop=None):
+    """Softmax probabilities (N, K) float64 for uint8 images (N, C, H, W).
+
+    ``ten_crop`` (default: ``pipeline.ten_crop``) averages the softmax over
+    the paper's 10 views.
+    """
+    ten_crop = pipeline.ten_crop if ten_crop is None else ten_crop
+    model.eval()
+    dev, bname = input_device(model)
+    out = []
+    for i in range(0, len(x_uint8), batch_size):
+        xb = x_uint8[i:i + batch_size]
+        if ten_crop:
+            views = pipeline.eval_views(xb)                                 # (10, n, C, h, w)
+            probs = numpy.stack([numpy.exp(_log_softmax_host(_forward_host(model, v, dev, bname)))
+                                 for v in views])
+            out.append(probs.mean(axis=0))
+        else:
+            out.append(numpy.exp(_log_softmax_host(_forward_host(model, pipeline.eval_transform(xb), dev, bname))))
+    return numpy.concatenate(out)
+
+
+def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=False, desc="eval"):
+    """Loss, top-1, top-5 and per-class accuracy of ``model`` on ``dataset``.
+
+    Returns a dict: loss (mean cross-entropy of the (averaged) softmax),
+    top1, top5 (fractions), per_class (list), predictions (N,), labels (N,).
+    """
+    from tqdm.auto import tqdm
+
+    labels_all, probs_all = [], []
+    n = len(dataset)
+    bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=not progress)
+    for i in range(0, n, batch_size):
+        xb, yb = dataset.get_batch(numpy.arange(i, min(n, i + batch_size)))
+        probs_all.append(predict_proba(model, xb, pipeline, batch_size, ten_crop))
+        labels_all.append(numpy.asarray(yb, dtype=numpy.int64))
+        bar.update(len(yb))
+    bar.close()
+    probs, labels = numpy.concatenate(probs_all), numpy.concatenate(labels_all)
+    k = min(5, probs.shape[1])
+    topk = numpy.argsort(-probs, axis=1, kind="stable")[:, :k]
+    pred = topk[:, 0]
+    num_classes = probs.shape[1]
+    per_class = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
+                 for c in range(num_classes)]
+    p_true = probs[numpy.arange(len(labels)), labels]
+    return {
+        "loss": float(-numpy.log(numpy.maximum(p_true, 1e-30)).mean()),
+        "top1": float((pred == labels).mean()),
+        "top5": float((topk == labels[:, None]).any(axis=1).mean()),
+        "per_class": per_class,
+        "predictions": pred,
+        "labels": labels,
+        "n": int(len(labels)),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Run-folder files
+# ---------------------------------------------------------------------------
+def write_metrics(run_dir, rows):
+    """(Re)write metrics.csv and metrics.jsonl atomically from all rows so far."""
+    run_dir = Path(run_dir)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_metrics(run_dir):
+    """The rows of a run's metrics.jsonl (list of dicts)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}: is it a tinyalex run folder?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_model_file(path, model, meta_extra, pipeline):
+    """model.npz / best.npz: weights + everything needed to use them (no optimizer)."""
+    meta = dict(meta_extra, kind="model")
+    return save_checkpoint(path, meta, model=model.state_dict(), pipeline=pipeline.state_dict())
+
+
+def resolve_model_file(run_or_model):
+    """A run folder -> its model.npz (or best.npz, or checkpoint.npz); a file -> itself."""
+    p = Path(run_or_model)
+    if p.is_dir():
+        for name in (FINAL, BEST, CHECKPOINT):
+            if (p / name).is_file():
+                return p / name
+        raise FileNotFoundError(f"{p} holds no {FINAL}, {BEST} or {CHECKPOINT}: is it a tinyalex run folder?")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such run folder or model file")
+    return p
+
+
+def load_trained(run_or_model):
+    """(model, pipeline, classes, meta) from a run folder or a model/checkpoint file."""
+    from ..data import Pipeline
+
+    ck = load_checkpoint(resolve_model_file(run_or_model))
+    cfg = TrainConfig.from_dict(ck.meta["train_config"])
+    cfg.backend, cfg.devices = "numpy", [0]
+    model = build_model(cfg, len(ck.meta["classes"]), ck.meta.get("model_overrides"))
+    model.load_state_dict(ck.model)
+    pipeline = Pipeline.from_state_dict(ck.pipeline)
+    return model.eval(), pipeline, list(ck.meta["classes"]), ck.meta
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C: finish the step, save, stop
+# ---------------------------------------------------------------------------
+class _StopOnSigint:
+    """During training, the first Ctrl-C asks the loop to stop after the current
+    step (so the checkpoint is consistent); a second one stops at once."""
+
+    def __init__(self):
+        self.requested = False        # first Ctrl-C: stop cleanly after the current step
+        self.forced = False           # second Ctrl-C: stopped mid-step, state may be inconsistent
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------
+def _dropout_seed(seed, epoch, batch, index):
+    """A 32-bit seed for dropout layer ``index`` at (epoch, batch): resume-exact masks."""
+    return int(numpy.random.SeedSequence([seed, epoch, batch, 2, index]).generate_state(1)[0])
+
+
+def _reseed_dropout(dropouts, seed, epoch, batch):
+    for i, layer in enumerate(dropouts):
+        layer.seed = _dropout_seed(seed, epoch, batch, i)
+        layer.rng = None                  # recreated from layer.seed on the input's device
+
+
+def _default_out(cfg):
+    return str(Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _topk_correct(logits_host, labels_host):
+    return int((logits_host.argmax(axis=1) == labels_host).sum())
+
+
+class Trainer:
+    """Holds the pieces of a run; :meth:`run` trains. Most users call :func:`fit`."""
+
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=print):
+        self.log = log
+        self.resume_from = None
+        ck = None
+        if resume is not None:
+            ck = load_checkpoint(Path(resume) / CHECKPOINT if Path(resume).is_dir() else resume)
+            if ck.meta.get("kind") != "checkpoint":
+                raise ValueError(f"{ck.path} is a model file, not a training checkpoint; resume from the run folder")
+            saved = TrainConfig.from_dict(ck.meta["train_config"])
+            if cfg is not None:   # only these may change on resume
+                saved.epochs, saved.progress = cfg.epochs, cfg.progress
+            saved.out = str(Path(ck.path).parent)
+            cfg = saved
+            self.resume_from = ck.path
+        cfg = cfg or TrainConfig()
+        cfg.validate()
+        if cfg.out is None:
+            cfg.out = _default_out(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        backend.set_backend(cfg.backend, int(cfg.devices[0]))
+
+        # data
+        self.train_set, self.val_set, self.test_set = load_data(cfg)
+        self.classes = list(self.train_set.classes)
+        image_shape = tuple(self.train_set.image_shape)
+
+        # model
+        self.model_overrides = _model_overrides(cfg)
+        self.model = model if model is not None else build_model(cfg, len(self.classes))
+        self.input_shape = model_input_shape(self.model)
+        self.dropouts = [m for _, m in self.model.named_layers() if isinstance(m, Dropout)]
+        self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
+
+        # pipeline: fitted on the training part, or restored
+        from ..data import DataLoader, Pipeline
+
+        if ck is not None:
+            self.pipeline = Pipeline.from_state_dict(ck.pipeline)
+        else:
+            self.pipeline = make_pipeline(cfg, image_shape, self.input_shape).fit(self.train_set)
+            # one round trip, so a fresh run and a resumed one use identical arrays
+            self.pipeline = Pipeline.from_state_dict(self.pipeline.state_dict())
+        self.loader = DataLoader(self.train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                 transform=self.pipeline.train_transform)
+        self.optimizer = SGD(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.schedule = make_schedule(cfg.schedule, patience=cfg.patience, max_reductions=cfg.max_reductions,
+                                      step_epochs=cfg.step_epochs)
+        self.history = History(self.run_dir)
+        self.step = 0
+        self.elapsed = 0.0
+        self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        if ck is not None:
+            self._restore(ck)
+
+    # -- state ------------------------------------------------------------------------
+    def _meta(self, kind):
+        return {
+            "kind": kind,
+            "train_config": self.cfg.to_dict(),
+            "model_name": self.cfg.model,
+            "model_overrides": self.model_overrides,
+            "model_config": _model_config(self.model),
+            "input_shape": list(self.input_shape),
+            "classes": self.classes,
+            "epoch": self.loader.epoch,
+            "step": self.step,
+        }
+
+    def save_checkpoint(self):
+        meta = self._meta("checkpoint")
+        meta.update(
+            optimizer={k: v for k, v in self.optimizer.state_dict().items() if k != "velocities"},
+            schedule=self.schedule.state_dict(),
+            loader=self.loader.state_dict(),
+            history=self.history.epochs,
+            best_epoch=self.history.best_epoch,
+            best_val_top1=self.history.best_val_top1,
+            partial_epoch=self.partial,
+            elapsed=self.elapsed,
+            rng={"seed": self.cfg.seed, "derived_from": "(seed, epoch, batch)"},
+        )
+        return save_checkpoint(self.run_dir / CHECKPOINT, meta, model=self.model.state_dict(),
+                               velocity=self.optimizer.state_dict()["velocities"],
+                               pipeline=self.pipeline.state_dict())
+
+    def _restore(self, ck):
+        m = ck.meta
+        self.model.load_state_dict(ck.model)
+        self.optimizer.load_state_dict(dict(m["optimizer"], velocities=ck.velocity))
+        self.schedule.load_state_dict(m["schedule"])
+        self.loader.load_state_dict(m["loader"])
+        self.history.epochs = list(m["history"])
+        self.history.best_epoch, self.history.best_val_top1 = m.get("best_epoch"), m.get("best_val_top1")
+        self.partial = dict(m["partial_epoch"])
+        self.step, self.elapsed = int(m["step"]), float(m.get("elapsed", 0.0))
+        if list(m["classes"]) != self.classes:
+            raise ValueError(f"the checkpoint's classes {m['classes']} differ from the dataset's {self.classes}")
+
+    # -- one epoch -----------------------------------------------------------------------
+    def _train_epoch(self, stop):
+        from tqdm.auto import tqdm
+
+        cfg, model, loader = self.cfg, self.model, self.loader
+        epoch = loader.epoch
+        dev, bname = input_device(model)
+        model.train()
+        p = self.partial
+        bar = tqdm(total=len(loader), initial=loader.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", leave=False, disable=not self._progress, dynamic_ncols=True)
+        t_last = time.perf_counter()
+        for x, y in loader:
+            batch = loader.batch - 1
+            _reseed_dropout(self.dropouts, cfg.seed, epoch, batch)
+            xd = backend.to_device(x.astype(model_dtype(model), copy=False), dev, bname)
+            with backend.device(dev):
+                logits = model.forward(xd)
+            ldev = backend.device_of(logits)
+            with backend.device(ldev):
+                yd = backend.to_device(y, ldev, bname)
+                loss_arr = self.criterion.forward(logits, yd)
+                loss = float(backend.to_host(loss_arr))
+                if not math.isfinite(loss):
+                    bar.close()
+                    ck = self.run_dir / CHECKPOINT
+                    kept = (f"the last good checkpoint is kept in {ck} (resume with --resume {self.run_dir})"
+                            if ck.is_file() else "no epoch finished, so there is no checkpoint")
+                    raise NonFiniteLossError(
+                        f"the training loss became {loss} at epoch {epoch + 1}, step {self.step + 1} "
+                        f"(batch {batch + 1} of {len(loader)}) with lr={self.optimizer.lr:g}; training "
+                        f"stopped and {kept}. The learning rate is probably too high: "
+                        f"lower the learning rate, e.g. --lr {self.optimizer.lr / 10:g}.")
+                dlogits = self.criterion.backward()
+            with backend.device(ldev):
+                model.backward(dlogits)
+            self.optimizer.step()
+            self.step += 1
+            now = time.perf_counter()
+            p["time"] += now - t_last
+            t_last = now
+            p["loss_sum"] += loss * len(y)
+            p["correct"] += _topk_correct(backend.to_host(logits), y)
+            p["seen"] += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{100 * p['correct'] / p['seen']:.1f}%",
+                            img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}", refresh=False)
+            if self.on_step is not None:
+                self.on_step(self)
+            if stop.requested:
+                bar.close()
+                raise KeyboardInterrupt
+        bar.close()
+        return epoch
+
+    def _finish_epoch(self, epoch):
+        cfg, p = self.cfg, self.partial
+        lr_used = self.optimizer.lr
+        row = {"epoch": epoch + 1, "step": self.step, "lr": lr_used,
+               "train_loss": p["loss_sum"] / max(p["seen"], 1), "train_top1": p["correct"] / max(p["seen"], 1),
+               "val_loss": None, "val_top1": None, "val_top5": None}
+        if self.val_set is not None:
+            ev = evaluate(self.model, self.val_set, self.pipeline, self.eval_batch_size,
+                          progress=self._progress, desc="validation")
+            row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+        self.elapsed += p["time"]
+        row.update(epoch_time=p["time"], images_per_s=p["seen"] / max(p["time"], 1e-9), elapsed=self.elapsed)
+        self.history.epochs.append(row)
+        err = 1.0 - (row["val_top1"] if row["val_top1"] is not None else row["train_top1"])
+        reduced = self.schedule.step(epoch, err, self.optimizer)
+        self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        improved = row["val_top1"] is not None and (self.history.best_val_top1 is None
+                                                    or row["val_top1"] > self.history.best_val_top1)
+        if improved:
+            self.history.best_epoch, self.history.best_val_top1 = epoch + 1, row["val_top1"]
+        # files: metrics, curves, checkpoint (after the schedule, so resume sees the new lr), best
+        write_metrics(self.run_dir, self.history.epochs)
+        self._plot()
+        self.save_checkpoint()
+        if improved:
+            save_model_file(self.run_dir / BEST, self.model, self._meta("model"), self.pipeline)
+        val = (f"val loss {row['val_loss']:.4f} top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}%"
+               if row["val_top1"] is not None else "no validation set")
+        self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} top-1 "
+                 f"{100 * row['train_top1']:.2f}% | {val} | lr {lr_used:g} | {row['epoch_time']:.1f}s "
+                 f"{row['images_per_s']:.0f} img/s" + (f" | lr -> {self.optimizer.lr:g}" if reduced else ""))
+
+    def _plot(self):
+        from ..viz import plot_curves
+
+        if not self.cfg.plots:
+            return
+        plot_curves(self.history.epochs, self.run_dir / "curves.png",
+                    title=f"{self.cfg.model} on {self.cfg.dataset}")
+
+    def _write_config(self):
+        doc = {"train_config": self.cfg.to_dict(), "model_config": _model_config(self.model),
+               "classes": self.classes, "input_shape": list(self.input_shape),
+               "pipeline": self.pipeline.config(),
+               "sizes": {"train": len(self.train_set), "val": len(self.val_set) if self.val_set else 0,
+                         "test": len(self.test_set) if self.test_set is not None else 0}}
+        atomic_write_text(self.run_dir / "config.json", json.dumps(doc, indent=2) + "\n")
+
+    # -- the whole run -------------------------------------------------------------------
+    def run(self, on_step=None, test=True):
+        """Train until cfg.epochs, then evaluate on the test set. Returns a History."""
+        cfg = self.cfg
+        self.on_step = on_step
+        self._progress = bool(cfg.progress) and sys.stderr.isatty()
+        self.eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if self.resume_from is not None:
+            write_metrics(self.run_dir, self.history.epochs)   # drop rows newer than the checkpoint
+            self.log(f"resuming {self.run_dir} at epoch {self.loader.epoch + 1}, batch {self.loader.batch + 1}")
+        else:
+            self.log(f"training {cfg.model} on {cfg.dataset}: {len(self.train_set)} train / "
+                     f"{len(self.val_set) if self.val_set else 0} val images, {len(self.classes)} classes, "
+                     f"{self.model.num_parameters():,} parameters -> {self.run_dir}")
+        with _StopOnSigint() as stop:
+            try:
+                while self.loader.epoch < cfg.epochs:
+                    epoch = self._train_epoch(stop)
+                    self._finish_epoch(epoch)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self.history.status = "interrupted"
+                if stop.forced:   # interrupted inside a step: keep the last consistent checkpoint
+                    self.log(f"aborted; the last checkpoint in {self.run_dir / CHECKPOINT} is kept")
+                    raise
+                self.save_checkpoint()
+                self.log(f"interrupted at epoch {self.loader.epoch + 1}, step {self.step}; checkpoint saved in "
+                         f"{self.run_dir / CHECKPOINT}. Continue with: python -m tinyalex train --resume {self.run_dir}")
+                raise
+            except NonFiniteLossError:
+                self.history.status = "diverged"
+                raise
+        save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
+        if test and self.test_set is not None:
+            self.history.test = self.test(write=True)
+        self.history.status = "completed"
+        return self.history
+
+    def test(self, write=True):
+        """Evaluate the current model on the test set; writes test.json and confusion.png."""
+        from ..viz import confusion_matrix, plot_confusion_matrix
+
+        ev = evaluate(self.model, self.test_set, self.pipeline, self.cfg.eval_batch_size or 2 * self.cfg.batch_size,
+                      progress=getattr(self, "_progress", False), desc="test")
+        result = {k: ev[k] for k in ("loss", "top1", "top5", "per_class", "n")}
+        result["ten_crop"] = bool(self.pipeline.ten_crop)
+        result["classes"] = self.classes
+        if write:
+            atomic_write_text(self.run_dir / "test.json", json.dumps(result, indent=2) + "\n")
+        if write and self.cfg.plots:
+            plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(self.classes)),
+                                  self.classes, self.run_dir / "confusion.png",
+                                  title=f"test confusion (top-1 {100 * ev['top1']:.2f}%)")
+        self.log(f"test: top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}% "
+                 f"on {result['n']} images" + (" (10-crop)" if result["ten_crop"] else ""))
+        return result
+
+
+def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=print) -> History:
+    """Train a model as described by ``config`` and return its :class:`History`.
+
+    Parameters
+    ----------
+    config : TrainConfig (default: TrainConfig()). With ``resume``, only its
+        ``epochs`` and ``progress`` are used (the rest comes from the checkpoint).
+    resume : a run folder (or its checkpoint.npz) to continue exactly.
+    model : a ready model to train instead of ``tinyalex.models.build_model(config.model)``
+        (must match the checkpoint when resuming).
+    on_step : called as ``on_step(trainer)`` after every SGD step (for notebooks, tests).
+    test : evaluate on the test set at the end.
+    log : where one-line messages go (``print``; pass ``lambda *a: None`` for silence).
+
+    Raises :class:`NonFiniteLossError` if the loss diverges (the last good
+    checkpoint is kept), and ``KeyboardInterrupt`` after saving a checkpoint
+    on Ctrl-C.
+    """
+    return Trainer(config, resume=resume, model=model, log=log).run(on_step=on_step, test=test)
