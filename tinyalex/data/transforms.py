@@ -146,7 +146,7 @@ def image_statistics(dataset, scale: float = PIXEL_SCALE, batch_size=None) -> di
     for xb in _batches(dataset, batch_size):
         xb = xb.astype(np.float64)
         s1 += xb.sum(axis=0)
-        s2 += np.square(xb).sum(axis=0)
+        s2 += np.einsum("nchw,nchw->chw", xb, xb)                    # sum_n x^2, no temporary
         flat = xb.transpose(1, 0, 2, 3).reshape(c, -1)                 # (C, n*H*W)
         outer += flat @ flat.T
     n, p = len(dataset), h * w
