@@ -5,12 +5,13 @@
     ta.set_backend("numpy")           # or "cupy", or "standin" (CPU devices for tests)
 """
 from . import backend, gradcheck, layers
+from . import models
 from .backend import get_array_module, get_backend, set_backend, to_device, to_host, use_backend
 from .gradcheck import assert_gradients_close, rel_error
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "backend", "layers", "gradcheck", "get_array_module", "get_backend", "set_backend",
+    "backend", "layers", "gradcheck", "models", "get_array_module", "get_backend", "set_backend",
     "use_backend", "to_device", "to_host", "rel_error", "assert_gradients_close",
 ]

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "tinyalex.gradcheck",
     "tinyalex.bench",
     "tinyalex.exercises.generate",
+    "tinyalex.models.summary",
 ]
 
 
