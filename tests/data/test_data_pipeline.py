@@ -126,3 +126,9 @@ def test_standardized_output_has_unit_scale_on_synthetic_data():
     out = pipe.eval_transform(ds.images)
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, rtol=1e-3)
+
+
+def test_config_is_plain_json_even_from_numpy_ints(train_set):
+    import json
+    pipe = Pipeline(crop=np.int64(5), pad=np.int32(1))
+    assert json.loads(json.dumps(pipe.config()))["crop"] == 5

@@ -5,7 +5,7 @@ do not care where the images come from::
 
     len(ds)                  number of examples N
     ds.get_batch(indices)    -> (x uint8 (n, C, H, W), y int64 (n,))
-    ds[indices]              same as get_batch
+    ds[indices]              same as get_batch (an int index gives a batch of one)
     ds.labels                int64 (N,) all labels (cheap: no image decoding)
     ds.classes               list of class names; label k is classes[k]
     ds.image_shape           (C, H, W) of every image

@@ -342,7 +342,7 @@ def default_crop_size(height: int) -> int:
     return _PAPER_CROPS.get(int(height), int(round(0.875 * height)))
 
 
-@dataclass
+@dataclass(eq=False)
 class Pipeline:
     """Data preprocessing + augmentation of AlexNet, each step switchable.
 
@@ -387,9 +387,14 @@ class Pipeline:
     _ARRAYS = ("mean_image", "channel_std", "eigvecs", "eigvals")
 
     def __post_init__(self):
-        if self.crop is not None and int(self.crop) < 1:
+        # Plain Python types, so that config() is always JSON-serialisable.
+        self.crop = None if self.crop is None else int(self.crop)
+        self.pad, self.pca_std = int(self.pad), float(self.pca_std)
+        for name in ("mean", "flip", "pca", "ten_crop", "standardize"):
+            setattr(self, name, bool(getattr(self, name)))
+        if self.crop is not None and self.crop < 1:
             raise ValueError(f"crop must be a positive int or None, got {self.crop}")
-        if int(self.pad) < 0:
+        if self.pad < 0:
             raise ValueError(f"pad must be >= 0, got {self.pad}")
         if self.pca_std < 0:
             raise ValueError(f"pca_std must be >= 0, got {self.pca_std}")
