@@ -100,6 +100,7 @@ class TrainConfig:
     dropout: float = 0.5                 # dropout probability of fc6, fc7 (0 disables)
     dropout_mode: str = "inverted"       # inverted | paper
     activation: str = "relu"             # relu | tanh
+    init: str | None = None              # paper | released | he; None: the model's default
     dtype: str = "float32"
     # -- learning (section 5) ----------------------------------------------------------
     epochs: int = 12
@@ -230,36 +231,56 @@ def load_data(cfg: TrainConfig):
     return train, val, test
 
 
-def _model_overrides(cfg: TrainConfig):
-    """Keyword overrides for tinyalex.models.build_model from the config."""
-    kw = {"lrn": cfg.lrn, "lrn_convention": cfg.lrn_convention, "overlap": cfg.overlap,
-          "dropout": cfg.dropout, "dropout_mode": cfg.dropout_mode, "activation": cfg.activation,
-          "dtype": cfg.dtype, "seed": cfg.seed}
+def _model_overrides(cfg: TrainConfig, input_shape):
+    """Keyword arguments of tinyalex.models.build_model from the config (JSON-serialisable)."""
+    kw = {"input_shape": list(input_shape), "lrn": cfg.lrn, "lrn_convention": cfg.lrn_convention,
+          "overlap_pool": cfg.overlap, "dropout": cfg.dropout, "dropout_mode": cfg.dropout_mode,
+          "activation": cfg.activation, "dtype": cfg.dtype, "seed": cfg.seed}
     if cfg.width is not None:
         kw["width"] = cfg.width
+    if cfg.init is not None:
+        kw["init"] = cfg.init
     return kw
 
 
-def build_model(cfg: TrainConfig, num_classes: int, overrides=None):
-    """The model named by ``cfg.model`` (tinyalex.models.build_model), on cfg's device(s)."""
+def _placement(cfg: TrainConfig):
+    """build_model's devices/backend arguments: one device, or two towers."""
+    devices = [int(d) for d in cfg.devices]
+    if len(devices) > 2:
+        raise ValueError(f"--devices takes one device or two (one per tower), got {cfg.devices}")
+    return {"devices": devices[0] if len(devices) == 1 else tuple(devices), "backend": cfg.backend}
+
+
+def build_model(cfg: TrainConfig, num_classes: int, input_shape):
+    """The model named by ``cfg.model`` (tinyalex.models.build_model) for inputs ``input_shape``."""
     from .. import models
 
-    kw = _model_overrides(cfg) if overrides is None else dict(overrides)
-    if len(cfg.devices) > 1:
-        kw["devices"] = list(cfg.devices)
-    model = models.build_model(cfg.model, num_classes, **kw)
-    if len(cfg.devices) == 1 and cfg.backend != "numpy":
-        model.to(int(cfg.devices[0]), cfg.backend)
-    return model
+    return models.build_model(cfg.model, num_classes, **_model_overrides(cfg, input_shape), **_placement(cfg))
+
+
+def resolve_input_shape(cfg: TrainConfig, image_shape):
+    """(C, s, s) the model will take: the crop size (default: the model's own input size)."""
+    from ..models import alexnet as arch
+
+    c, h, w = image_shape
+    if cfg.crop == 0:
+        return (c, h, w)
+    if cfg.crop is not None:
+        return (c, int(cfg.crop), int(cfg.crop))
+    name = arch.ALIASES.get(cfg.model, cfg.model)
+    if name not in arch.ARCHS:
+        raise ValueError(f"model must be one of {', '.join(arch.model_names())}; got {cfg.model!r}")
+    size = arch.ARCHS[name].input_shape[1]
+    if size > min(h, w):
+        raise ValueError(f"model {cfg.model!r} takes {size}x{size} images but {cfg.dataset} has {h}x{w}; "
+                         "use a model for this image size (e.g. alexnet-small for 28x28, alexnet-cifar for "
+                         "32x32), a smaller --crop, or --image-size for image folders")
+    return (c, size, size)
 
 
 def model_input_shape(model):
-    """(C, H, W) the model expects."""
-    for attr in ("input_shape",):
-        if getattr(model, attr, None) is not None:
-            return tuple(getattr(model, attr))
-    config = model.config() if callable(getattr(model, "config", None)) else getattr(model, "config", {})
-    return tuple(config["input_shape"])
+    """(C, H, W) the model expects (``model.input_shape``)."""
+    return tuple(int(v) for v in model.input_shape)
 
 
 def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
@@ -277,9 +298,7 @@ def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
             raise ValueError(f"--no-crop: images are {h}x{w} but the model expects {size}x{size}; "
                              "allow cropping or pick a matching --model")
     else:
-        crop = size if cfg.crop is None else int(cfg.crop)
-        if crop != size:
-            raise ValueError(f"--crop {crop} does not match the model's input size {size} ({cfg.model})")
+        crop = size
         pad = cfg.pad if cfg.pad is not None else (max(1, h // 8) if crop >= min(h, w) else 0)
         if crop > min(h, w) + 2 * pad:
             raise ValueError(f"the model needs {size}x{size} inputs but the images are {h}x{w}; "
@@ -433,9 +452,9 @@ def load_trained(run_or_model):
     from ..data import Pipeline
 
     ck = load_checkpoint(resolve_model_file(run_or_model))
-    cfg = TrainConfig.from_dict(ck.meta["train_config"])
-    cfg.backend, cfg.devices = "numpy", [0]
-    model = build_model(cfg, len(ck.meta["classes"]), ck.meta.get("model_overrides"))
+    from .. import models
+
+    model = models.build_model(**dict(ck.meta["model_config"], backend="numpy", devices=None))
     model.load_state_dict(ck.model)
     pipeline = Pipeline.from_state_dict(ck.pipeline)
     return model.eval(), pipeline, list(ck.meta["classes"]), ck.meta
@@ -525,8 +544,9 @@ class Trainer:
         image_shape = tuple(self.train_set.image_shape)
 
         # model
-        self.model_overrides = _model_overrides(cfg)
-        self.model = model if model is not None else build_model(cfg, len(self.classes))
+        if model is None:
+            model = build_model(cfg, len(self.classes), resolve_input_shape(cfg, image_shape))
+        self.model = model
         self.input_shape = model_input_shape(self.model)
         self.dropouts = [m for _, m in self.model.named_layers() if isinstance(m, Dropout)]
         self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
@@ -558,7 +578,6 @@ class Trainer:
             "kind": kind,
             "train_config": self.cfg.to_dict(),
             "model_name": self.cfg.model,
-            "model_overrides": self.model_overrides,
             "model_config": _model_config(self.model),
             "input_shape": list(self.input_shape),
             "classes": self.classes,
