@@ -436,6 +436,12 @@ def set_backend(name: str, device: int = 0) -> None:
     if device < 0:
         raise BackendError(f"device must be >= 0, got {device}")
     _backend["name"], _backend["device"] = name, int(device)
+    # ``device`` becomes the current device, as cupy.cuda.Device(d).use() does,
+    # so asarray/zeros/current_device agree with to_device's default.
+    if name == "standin":
+        _state.standin_device = int(device)
+    elif name == "cupy":
+        cp.cuda.Device(device).use()
 
 
 def get_backend() -> str:
@@ -448,12 +454,12 @@ def get_backend() -> str:
 @contextlib.contextmanager
 def use_backend(name: str, device: int = 0):
     """Temporarily switch backend: ``with use_backend("standin"): ...``."""
-    old = (get_backend(), _backend["device"])
+    old = (get_backend(), _backend["device"], _standin_current())
     set_backend(name, device)
     try:
         yield
     finally:
-        _backend["name"], _backend["device"] = old
+        _backend["name"], _backend["device"], _state.standin_device = old
 
 
 def get_array_module(*arrays):
