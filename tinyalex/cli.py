@@ -11,6 +11,7 @@ import sys
 
 # (module, description) of every subcommand provider, in --help order.
 COMMAND_MODULES = [
+    "tinyalex.train.cli",
     "tinyalex.gradcheck",
     "tinyalex.bench",
     "tinyalex.exercises.generate",

@@ -580,6 +580,7 @@ class Trainer:
             "model_name": self.cfg.model,
             "model_config": _model_config(self.model),
             "input_shape": list(self.input_shape),
+            "image_shape": list(self.train_set.image_shape),
             "classes": self.classes,
             "epoch": self.loader.epoch,
             "step": self.step,

@@ -1,0 +1,368 @@
+"""The training subcommands: ``train``, ``evaluate``, ``predict``, ``plot``.
+
+    python -m tinyalex train                       # Fashion-MNIST, small AlexNet
+    python -m tinyalex train --quick               # a 1-2 minute run
+    python -m tinyalex train --resume runs/NAME    # continue exactly where it stopped
+    python -m tinyalex evaluate runs/NAME --ten-crop
+    python -m tinyalex predict shoe.png --model runs/NAME
+    python -m tinyalex plot runs/NAME
+
+Every flag maps to a field of :class:`tinyalex.train.TrainConfig`
+(``--batch-size`` -> ``batch_size``); see docs/training.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .trainer import TrainConfig
+
+# --quick: a short run that finishes in about a minute or two on 2 CPU cores.
+QUICK = {"epochs": 2, "limit_train": 6000, "limit_test": 2000, "width": 0.5, "lr": 0.02}
+
+
+def _devices(text):
+    try:
+        devices = [int(d) for d in text.split(",") if d.strip() != ""]
+    except ValueError:
+        devices = []
+    if not devices or any(d < 0 for d in devices) or len(devices) > 2:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: give one device number or two for the two towers, e.g. 0 or 0,1")
+    return devices
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a whole number >= 1")
+    return v
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number in [0, 1)")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number > 0")
+    return v
+
+
+def _classes(text):
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give class names separated by commas, e.g. cat,dog")
+    return names
+
+
+def register_cli(subparsers):
+    from ..backend import BACKENDS
+    from ..data import DATASET_NAMES
+    from ..models import INITS, model_names
+    from .schedule import SCHEDULES
+
+    d = TrainConfig()
+    S = argparse.SUPPRESS
+
+    # -- train ----------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "train", help="train an AlexNet (default: the small one on Fashion-MNIST)",
+        description="Train an AlexNet with the paper's SGD and schedule; writes metrics, curves, "
+                    "checkpoints and the trained weights into a run folder (--out). Ctrl-C saves a "
+                    "checkpoint; --resume continues exactly.",
+        epilog="examples:\n  python -m tinyalex train --quick\n"
+               "  python -m tinyalex train --epochs 12 --out runs/fmnist\n"
+               "  python -m tinyalex train --dataset cifar10 --model alexnet-cifar --epochs 30\n"
+               "  python -m tinyalex train --dataset imagefolder --data-dir pets --classes cat,dog "
+               "--image-size 64 --model alexnet-cifar --crop 56\n"
+               "  python -m tinyalex train --resume runs/fmnist --epochs 20")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASET_NAMES, default=d.dataset, help="which dataset")
+    g.add_argument("--data-dir", default=d.data_dir,
+                   help="where the dataset is (default: $TINYALEX_DATA, the user cache, "
+                        "/usr/share/datasets, else download)")
+    g.add_argument("--classes", type=_classes, default=None, help="imagefolder: keep only these classes, e.g. cat,dog")
+    g.add_argument("--image-size", type=_positive_int, default=None, help="imagefolder: resize images to SIZE x SIZE")
+    g.add_argument("--val-fraction", type=_fraction, default=d.val_fraction,
+                   help="part of the training set held out for validation (0: none)")
+    g.add_argument("--limit-train", type=_positive_int, default=S,
+                   help="use only N training images (quick runs) [default: all; --quick: %d]" % QUICK["limit_train"])
+    g.add_argument("--limit-test", type=_positive_int, default=S,
+                   help="use only N test images [default: all; --quick: %d]" % QUICK["limit_test"])
+    g = p.add_argument_group("preprocessing and augmentation (sections 2 and 4.1)")
+    g.add_argument("--no-mean", dest="mean", action="store_false", help="do not subtract the mean image")
+    g.add_argument("--crop", type=_positive_int, default=None,
+                   help="size of the random (train) / centre (test) crops, the model's input size "
+                        "(default: the model's own, e.g. 28 for alexnet-small)")
+    g.add_argument("--no-crop", dest="crop", action="store_const", const=0, help="no cropping: feed whole images")
+    g.add_argument("--pad", type=int, default=None,
+                   help="zero padding before random crops (default: H//8 when the crop is the image size, else 0)")
+    g.add_argument("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
+    g.add_argument("--pca", action=argparse.BooleanOptionalAction, default=None,
+                   help="PCA colour augmentation (default: on for RGB images)")
+    g.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="do not divide by the per-channel std (the paper does not)")
+    g.add_argument("--ten-crop", action="store_true", help="evaluate with the 10-crop softmax average")
+    g = p.add_argument_group("model (section 3)")
+    g.add_argument("--model", choices=model_names(), default=d.model, help="architecture")
+    g.add_argument("--width", type=_positive_float, default=S,
+                   help="channel-width multiplier [default: 1; --quick: %s]" % QUICK["width"])
+    g.add_argument("--init", choices=sorted(INITS), default=None, help="weight initialization (default: the model's)")
+    g.add_argument("--no-lrn", dest="lrn", action="store_false", help="remove local response normalization")
+    g.add_argument("--lrn-convention", choices=("paper", "caffe"), default=d.lrn_convention,
+                   help="LRN alpha per term (paper) or divided by n (caffe)")
+    g.add_argument("--no-overlap", dest="overlap", action="store_false", help="2/2 pooling instead of the paper's 3/2")
+    g.add_argument("--dropout", type=_fraction, default=d.dropout, help="dropout probability in fc6, fc7 (0: off)")
+    g.add_argument("--dropout-mode", choices=("inverted", "paper"), default=d.dropout_mode, help="dropout form")
+    g.add_argument("--activation", choices=("relu", "tanh"), default=d.activation, help="non-linearity")
+    g.add_argument("--dtype", choices=("float32", "float64"), default=d.dtype, help="floating-point type")
+    g = p.add_argument_group("learning (section 5)")
+    g.add_argument("--epochs", type=_positive_int, default=S,
+                   help="epochs to train [default: %d; --quick: %d]" % (d.epochs, QUICK["epochs"]))
+    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="images per SGD step")
+    g.add_argument("--lr", type=_positive_float, default=S,
+                   help="initial learning rate [default: %g; --quick: %g]" % (d.lr, QUICK["lr"]))
+    g.add_argument("--momentum", type=_fraction, default=d.momentum, help="momentum of the velocity")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="weight decay in the update")
+    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                   help="plateau: lr/10 when validation error stops improving (the paper); step: every --step-epochs")
+    g.add_argument("--patience", type=_positive_int, default=d.patience, help="plateau: epochs without improvement")
+    g.add_argument("--max-reductions", type=int, default=d.max_reductions, help="at most this many lr reductions")
+    g.add_argument("--step-epochs", type=_positive_int, default=d.step_epochs, help="step: epochs between reductions")
+    g = p.add_argument_group("run")
+    g.add_argument("--backend", choices=BACKENDS, default=d.backend, help="array backend")
+    g.add_argument("--devices", type=_devices, default=d.devices, help="device, or two devices for the two towers: 0,1")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of everything random (init, order, augmentation, dropout)")
+    g.add_argument("--out", default=None, help="run folder (default: runs/DATASET-MODEL-TIME)")
+    g.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue the run in this folder exactly (its settings are used; --epochs may raise the total)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw curves.png / confusion.png")
+    g.add_argument("--quick", action="store_true",
+                   help="a short run for a first try: " + ", ".join(f"{k}={v}" for k, v in QUICK.items())
+                        + " (explicit flags win)")
+    p.set_defaults(func=_train)
+
+    # -- evaluate ---------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "evaluate", help="top-1, top-5, per-class accuracy and a confusion matrix of a trained model",
+        description="Evaluate a run (its model.npz) or a model file on the dataset it was trained on.")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="run folder, or a model.npz / best.npz / checkpoint.npz")
+    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the softmax over the 10 views (default: as trained)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="which split to evaluate")
+    p.add_argument("--data-dir", default=None, help="where the dataset is (default: as trained)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
+    p.add_argument("--out", default=None, help="confusion matrix PNG (default: confusion-SPLIT.png next to the model)")
+    p.set_defaults(func=_evaluate)
+
+    # -- predict ------------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "predict", help="top-5 classes of image files",
+        description="Classify image files (JPEG, PNG, ...) with a trained model; prints the top classes "
+                    "with their probabilities. Images are converted to the training images' size and "
+                    "colour mode first.")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("--model", required=True, metavar="RUN_OR_MODEL", help="run folder or model file")
+    p.add_argument("--top", type=_positive_int, default=5, help="how many classes to show")
+    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over the 10 views (default: as trained)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_predict)
+
+    # -- plot -------------------------------------------------------------------------------
+    p = subparsers.add_parser("plot", help="re-draw a run's curves (and its conv1 kernels)",
+                              description="Draw curves.png from a run's metrics.jsonl; with --filters "
+                                          "also conv1.png, the first layer's kernels by tower.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--out", default=None, help="curves PNG (default: RUN/curves.png)")
+    p.add_argument("--filters", action="store_true", help="also draw conv1's kernels (RUN/conv1.png)")
+    p.set_defaults(func=_plot)
+
+
+def _error(msg):
+    print(f"tinyalex: error: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+def config_from_args(args) -> TrainConfig:
+    """A TrainConfig from parsed ``train`` arguments (--quick fills what was not given)."""
+    kw = {}
+    fields = set(TrainConfig.__dataclass_fields__)
+    for key, value in vars(args).items():
+        if key in fields and key not in QUICK:
+            kw[key] = value
+    for key in QUICK:
+        if hasattr(args, key):
+            kw[key] = getattr(args, key)
+        elif args.quick:
+            kw[key] = QUICK[key]
+    return TrainConfig(**kw)
+
+
+def _train(args):
+    from ..data import DatasetNotFoundError
+    from .trainer import NonFiniteLossError, fit
+
+    try:
+        cfg = config_from_args(args)
+        if args.resume:
+            if not (Path(args.resume) / "checkpoint.npz").is_file() and not Path(args.resume).is_file():
+                _error(f"--resume {args.resume}: no checkpoint.npz there; give the run folder of an earlier training")
+                return 2
+            cfg_resume = TrainConfig(epochs=getattr(args, "epochs", None) or _saved_epochs(args.resume),
+                                     progress=args.progress)
+            history = fit(cfg_resume, resume=args.resume)
+        else:
+            cfg.validate()
+            history = fit(cfg)
+    except DatasetNotFoundError as exc:
+        _error(str(exc))
+        return 1
+    except NonFiniteLossError as exc:
+        _error(str(exc))
+        return 1
+    except ValueError as exc:
+        _error(str(exc))
+        return 2
+    if history.test is not None:
+        print(f"done: test top-1 {100 * history.test['top1']:.2f}%, top-5 {100 * history.test['top5']:.2f}%; "
+              f"run folder {history.run_dir}")
+    else:
+        print(f"done; run folder {history.run_dir}")
+    return 0
+
+
+def _saved_epochs(run):
+    from .checkpoint import load_checkpoint
+
+    path = Path(run) / "checkpoint.npz" if Path(run).is_dir() else Path(run)
+    return int(load_checkpoint(path).meta["train_config"]["epochs"])
+
+
+def _load(model_arg):
+    from .trainer import load_trained
+
+    return load_trained(model_arg)
+
+
+def _evaluate(args):
+    import numpy
+
+    from ..data import DatasetNotFoundError, Subset
+    from ..viz import confusion_matrix, plot_confusion_matrix
+    from .trainer import evaluate, load_data, resolve_model_file
+
+    try:
+        path = resolve_model_file(args.model)
+        model, pipeline, classes, meta = _load(path)
+        cfg = TrainConfig.from_dict(meta["train_config"])
+        if args.data_dir:
+            cfg.data_dir = args.data_dir
+        cfg.limit_train = cfg.limit_train if args.split == "train" else None
+        cfg.limit_test = None
+        train, val, test = load_data(cfg)
+    except (FileNotFoundError, DatasetNotFoundError, ValueError) as exc:
+        _error(str(exc))
+        return 1
+    dataset = test if args.split == "test" else train
+    if dataset is None:
+        _error(f"the dataset of this model has no {args.split} split")
+        return 1
+    if args.limit:
+        dataset = Subset(dataset, numpy.arange(min(args.limit, len(dataset))))
+    ev = evaluate(model, dataset, pipeline, args.batch_size, ten_crop=args.ten_crop,
+                  progress=sys.stderr.isatty(), desc=args.split)
+    views = " (10-crop)" if (pipeline.ten_crop if args.ten_crop is None else args.ten_crop) else ""
+    print(f"{path}: {cfg.dataset} {args.split}, {ev['n']} images{views}")
+    print(f"top-1 accuracy {100 * ev['top1']:.2f}%   top-5 accuracy {100 * ev['top5']:.2f}%   loss {ev['loss']:.4f}")
+    print("\nper-class accuracy:")
+    width = max(len(c) for c in classes)
+    for name, acc in zip(classes, ev["per_class"]):
+        print(f"  {name:<{width}}  {100 * acc:6.2f}%")
+    out = Path(args.out) if args.out else path.parent / f"confusion-{args.split}.png"
+    plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(classes)), classes, out,
+                          title=f"{cfg.dataset} {args.split}: top-1 {100 * ev['top1']:.2f}%")
+    print(f"\nconfusion matrix: {out}")
+    return 0
+
+
+def _predict(args):
+    import numpy
+
+    from ..data import decode_image
+    from .trainer import predict_proba
+
+    try:
+        model, pipeline, classes, meta = _load(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        _error(str(exc))
+        return 1
+    c, h, w = meta.get("image_shape") or (pipeline.mean_image.shape if pipeline.mean_image is not None
+                                          else meta["input_shape"])
+    images, bad = [], []
+    for f in args.images:
+        try:
+            images.append(decode_image(f, grayscale=(c == 1), size=(h, w)).transpose(2, 0, 1))
+        except (OSError, ValueError) as exc:
+            bad.append(f"{f} ({exc})")
+    if bad:
+        _error("cannot read " + "; ".join(bad))
+        return 1
+    probs = predict_proba(model, numpy.stack(images), pipeline, ten_crop=args.ten_crop)
+    k = min(args.top, len(classes))
+    results = []
+    for f, p in zip(args.images, probs):
+        order = numpy.argsort(-p, kind="stable")[:k]
+        results.append({"image": f, "top": [{"class": classes[i], "probability": float(p[i])} for i in order]})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        print(r["image"])
+        for rank, t in enumerate(r["top"], 1):
+            print(f"  {rank}. {t['class']:<20} {100 * t['probability']:6.2f}%")
+    return 0
+
+
+def _plot(args):
+    from ..viz import plot_conv1_filters, plot_curves
+    from .trainer import read_metrics, resolve_model_file
+
+    run = Path(args.run)
+    try:
+        rows = read_metrics(run)
+    except FileNotFoundError as exc:
+        _error(str(exc))
+        return 1
+    out = Path(args.out) if args.out else run / "curves.png"
+    plot_curves(rows, out, title=run.name)
+    print(f"curves: {out} ({len(rows)} epochs)")
+    if args.filters:
+        from .checkpoint import load_checkpoint
+
+        ck = load_checkpoint(resolve_model_file(run))
+        W = ck.model.get("conv1.W")
+        if W is None:
+            _error("the model has no conv1.W to draw")
+            return 1
+        plot_conv1_filters(W, towers=2 if W.shape[0] % 2 == 0 else 1, path=run / "conv1.png")
+        print(f"conv1 kernels: {run / 'conv1.png'}")
+    return 0
