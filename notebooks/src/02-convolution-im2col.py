@@ -1,0 +1,143 @@
+# %% [markdown]
+# # 2. Convolution by im2col
+#
+# AlexNet spends almost all of its arithmetic in five convolutions. A
+# convolution layer with $F$ kernels of size $C \times k_h \times k_w$, stride
+# $s$ and zero padding $p$ computes, for every image $n$, kernel $f$ and output
+# position $(y, x)$,
+#
+# $$ out[n, f, y, x] = b[f] + \sum_{c, i, j} W[f, c, i, j]\; x_{pad}[n, c, y s + i, x s + j] $$
+#
+# with $H_o = \lfloor (H + 2p - k_h) / s \rfloor + 1$. For conv1:
+# $(227 - 11)/4 + 1 = 55$ — which is why tinyalex uses 227×227 inputs, not the
+# 224 the paper's text says.
+#
+# We write it first as loops, then as one matrix product (im2col), then
+# check its backward pass.
+
+# %%
+import os
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tinyalex.gradcheck import gradcheck
+from tinyalex.layers import Conv2D, col2im, im2col
+
+FAST = os.environ.get("TINYALEX_FAST") == "1"
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## The naive loop
+#
+# Six nested loops, written here only to have something obviously right to
+# compare with. (tinyalex itself never loops over images or pixels.)
+
+# %%
+def conv_naive(x, W, b, stride, pad):
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1
+    out = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for y in range(Ho):
+                for x_ in range(Wo):
+                    patch = xp[n, :, y * stride:y * stride + kh, x_ * stride:x_ * stride + kw]
+                    out[n, f, y, x_] = (patch * W[f]).sum() + b[f]
+    return out
+
+
+x = rng.standard_normal((2, 3, 11, 11))
+conv = Conv2D(3, 4, kernel_size=3, stride=2, padding=1, rng=rng, dtype=np.float64)
+ref = conv_naive(x, conv.params["W"], conv.params["b"], 2, 1)
+print("output", conv(x).shape, "| max difference loop vs tinyalex:", np.abs(conv(x) - ref).max())
+
+# %% [markdown]
+# ## The im2col matrix
+#
+# `im2col` copies every receptive field into one column. With $K = C k_h k_w$
+# and $P = N H_o W_o$ output positions, the columns form a $K \times P$ matrix
+# and the convolution becomes one matrix product,
+#
+# $$ out_{mat} = W_{mat}\; cols, \qquad W_{mat} \in \mathbb{R}^{F \times K},\ cols \in \mathbb{R}^{K \times P}, $$
+#
+# which BLAS (or cuBLAS) computes far faster than any loop. The price is
+# memory: each input pixel is copied into up to $k_h k_w / s^2$ columns.
+#
+# Here is what it lays out, for one 4×4 image with numbered pixels, a 2×2
+# kernel and stride 1: nine receptive fields, nine columns.
+
+# %%
+img = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+cols = im2col(img, (2, 2), (1, 1), (0, 0))[0]          # (K, P) = (4, 9)
+print("cols shape (K, P):", cols.shape)
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 2.2]})
+for ax, m, title in [(axes[0], img[0, 0], "input x (4x4)"), (axes[1], cols, "im2col: one column per output position")]:
+    ax.imshow(m, cmap="viridis")
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, int(v), ha="center", va="center", color="w", fontsize=9)
+    ax.set_title(title)
+    ax.set_xticks([]); ax.set_yticks([])
+axes[1].set_xlabel("output position (y, x): 0..8"); axes[1].set_ylabel("(i, j) in kernel")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# Column 0 is the top-left 2×2 patch (0, 1, 4, 5); column 1 moves one pixel
+# right (1, 2, 5, 6). Pixel 5 appears in four columns: that duplication is
+# what the backward pass has to add back up.
+
+# %% [markdown]
+# ## col2im is the adjoint of im2col
+#
+# im2col is a linear map $A$ from images to matrices. The backward pass needs
+# its transpose: $dx = A^T dcols$. `col2im` is that transpose: it adds every
+# column entry back to the pixel it came from. A linear map and its adjoint
+# satisfy $\langle A x, y \rangle = \langle x, A^T y \rangle$ for all $x, y$ —
+# a one-line test that catches any indexing mistake.
+
+# %%
+for (k, s, p) in [(3, 1, 1), (3, 2, 0), (5, 2, 2), (11, 4, 0)]:
+    xx = rng.standard_normal((2, 3, 23, 23))
+    Ax = im2col(xx, (k, k), (s, s), (p, p))
+    y = rng.standard_normal(Ax.shape)
+    lhs = (Ax * y).sum()
+    rhs = (xx * col2im(y, xx.shape, (k, k), (s, s), (p, p))).sum()
+    print(f"kernel {k:2d} stride {s} pad {p}:  <Ax, y> = {lhs: .10f}   <x, A^T y> = {rhs: .10f}")
+
+# %% [markdown]
+# ## The backward pass, and its gradient check
+#
+# With the upstream gradient $dout$ laid out like the forward product:
+#
+# $$ dW_{mat} = dout_{mat}\; cols^T, \qquad db_f = \sum_{n,y,x} dout[n,f,y,x], \qquad
+#    dx = \text{col2im}(W_{mat}^T\, dout_{mat}). $$
+#
+# `gradcheck` compares these with central differences
+# $\frac{\partial L}{\partial x_i} \approx \frac{L(x + h e_i) - L(x - h e_i)}{2h}$
+# in float64, and reports the relative error per tensor. Round-off gives about
+# $10^{-10}$; a wrong gradient gives something near 1.
+
+# %%
+small = Conv2D(3, 4, kernel_size=3, stride=2, padding=1, groups=1, rng=rng, dtype=np.float64)
+print(gradcheck(small, rng.standard_normal((2, 3, 7, 7))))
+
+# %% [markdown]
+# ## How much faster?
+#
+# Timing the loop against im2col on the same layer (small, so it runs in
+# seconds; the gap grows with size).
+
+# %%
+x = rng.standard_normal((4 if FAST else 8, 16, 16, 16))
+layer = Conv2D(16, 32, 3, padding=1, rng=rng, dtype=np.float64)
+t0 = time.perf_counter(); y_loop = conv_naive(x, layer.params["W"], layer.params["b"], 1, 1); t_loop = time.perf_counter() - t0
+t0 = time.perf_counter(); y_fast = layer(x); t_fast = time.perf_counter() - t0
+print(f"loop {t_loop * 1e3:.0f} ms, im2col {t_fast * 1e3:.1f} ms: {t_loop / t_fast:.0f}x faster, same result: {np.allclose(y_loop, y_fast)}")
+
+# %% [markdown]
+# **Try it:** the classroom exercise `conv_forward` / `conv_backward`
+# (notebooks/exercises/) asks you to write these two functions yourself.
