@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "tinyalex.bench",
     "tinyalex.exercises.generate",
     "tinyalex.models.summary",
+    "tinyalex.experiments",
 ]
 
 

@@ -1,0 +1,49 @@
+"""Experiment 4: dropout on vs off in fc6 and fc7 (paper section 4.2).
+
+The same small CNN with and without dropout (p=0.5, inverted form) after the
+ReLUs of fc6 and fc7. Measured: test error, training error (eval mode), the
+gap, and how long each takes to converge, read two ways: iterations until the
+test error is within 1 point of the run's best, and iterations until the
+training error (quarter-epoch windows) first reaches ``threshold``.
+"""
+from __future__ import annotations
+
+from .common import (Result, Settings, Table, compare_variants, fmt, histories_json, load_data,
+                     make_pipeline, mean_curve, plot_curves, quick_settings, standard_table,
+                     summarize)
+
+NAME = "dropout"
+TITLE = "Dropout on vs off in fc6 and fc7 (section 4.2)"
+PAPER = ("Without dropout the network overfits substantially; dropout roughly doubles the number "
+         "of iterations required to converge.")
+FULL = Settings(dataset="fashion-mnist", epochs=8, extra={"threshold": 0.10})
+QUICK = quick_settings(extra={"threshold": 0.5})
+VARIANTS = {"no dropout": {"dropout": 0.0}, "dropout 0.5 in fc6, fc7": {"dropout": 0.5}}
+
+
+def run(s: Settings, out, log=print) -> Result:
+    data = load_data(s)
+    runs = compare_variants(VARIANTS, s, data, log, pipe=make_pipeline(data))
+    t = s.extra["threshold"]
+    rows = []
+    for label, hs in runs.items():
+        ipe = hs[0].iterations_per_epoch
+        near = [h.epochs_to_near_best_test(0.01) * ipe for h in hs]
+        thr = [h.time_to_train_error(t)[0] * ipe for h in hs]
+        rows.append([label, fmt(summarize(near), digits=0), fmt(summarize(thr), digits=0)])
+    conv = Table(f"Iterations to converge (batch {s.batch_size}; {hs[0].iterations_per_epoch} "
+                 "iterations per epoch)", ["variant", "until test error within 1 point of its best",
+                                           f"until training error <= {100 * t:.0f}%"], rows)
+    curves = {}
+    for label, color in zip(runs, ("C0", "C1")):
+        ep, test = mean_curve(runs[label], "test_error")
+        _, train = mean_curve(runs[label], "train_eval_error")
+        curves[f"{label}: test"] = (ep, test, color + "-")
+        curves[f"{label}: train"] = (ep, train, color + ":")
+    plot_curves(curves, "error (%)", out / "train_test_error.png",
+                title=f"Dropout on/off, {data.label}, mean of {s.seeds} seed(s)")
+    return Result(
+        tables=[standard_table(runs, "Dropout on vs off (mean ± std over seeds)"), conv],
+        figures=[("train_test_error.png", "Test (solid) and training (dotted, eval mode) error "
+                  "against epochs, mean over seeds")],
+        data={"data_label": data.label, "runs": histories_json(runs)})
