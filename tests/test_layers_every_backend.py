@@ -1,0 +1,97 @@
+"""Every layer on every backend: NumPy, the CPU device stand-in (device 1), and CuPy.
+
+The stand-in runs on device 1, not 0, so layer code that silently assumes
+device 0, creates arrays on the host, or reads device data back implicitly
+fails here. CuPy cases skip (with the reason) when CuPy or a GPU is missing.
+"""
+import numpy as np
+import pytest
+
+from layer_cases import CASES
+from tinyalex import backend
+from tinyalex.gradcheck import gradcheck
+
+
+@pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
+def place(request):
+    """(backend name, device) with that backend active and the device current."""
+    name = request.param
+    if name == "cupy":
+        try:
+            backend._import_cupy()
+        except backend.BackendError as exc:
+            pytest.skip(f"CuPy backend unavailable: {exc}")
+    dev = {"numpy": None, "standin": 1, "cupy": 0}[name]
+    with backend.use_backend(name, dev or 0), backend.device(dev):
+        yield name, dev
+
+
+def _on(place, layer, args):
+    name, dev = place
+    layer.to(dev, name)
+    return tuple(backend.to_device(a, dev, name) for a in args)
+
+
+def _assert_placed(place, arr):
+    name, dev = place
+    assert backend.backend_of(arr) == name
+    if dev is not None:
+        assert backend.device_of(arr) == dev
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_layer_gradients_match_numerical_on_every_backend(case, place):
+    layer = case.build(np.float64)
+    args = _on(place, layer, case.inputs(np.float64))
+    res = gradcheck(layer, *args)
+    assert res.passed(1e-6), f"{case.name} on {place}:\n{res}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_layer_forward_backward_stay_on_the_device_in_float32(case, place):
+    host_layer = case.build(np.float32)
+    host_args = case.inputs(np.float32)
+    with backend.use_backend("numpy"):
+        ref = host_layer.forward(*host_args)
+
+    layer = case.build(np.float32)
+    args = _on(place, layer, host_args)
+    out = layer.forward(*args)
+    _assert_placed(place, out)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(backend.to_host(out), ref, rtol=1e-6, atol=1e-6)
+
+    dout = backend.to_device_of(np.ones(out.shape, np.float32), out)
+    dx = layer.backward(dout)
+    _assert_placed(place, dx)
+    assert dx.dtype == np.float32
+    for name, g in layer.named_gradients():
+        _assert_placed(place, g)
+        assert g.dtype == np.float32, name
+
+
+def test_dropout_draws_its_mask_on_the_device(place):
+    from tinyalex.layers import Dropout
+
+    layer = Dropout(0.5, seed=0)
+    (x,) = _on(place, layer, (np.ones((20, 30), np.float32),))
+    out = layer.forward(x)
+    _assert_placed(place, out)
+    assert 0.3 < float(backend.to_host(out != 0).mean()) < 0.7
+
+
+def test_standin_catches_a_layer_fed_a_host_array_after_moving():
+    """The point of the stand-in: forgetting the explicit transfer fails on the CPU."""
+    from tinyalex.layers import Linear
+
+    layer = Linear(3, 2).to(1, "standin")
+    with backend.device(1), pytest.raises(backend.DeviceMismatchError):
+        layer.forward(np.ones((4, 3), np.float32))
+
+
+def test_standin_catches_an_operation_outside_the_device_block():
+    from tinyalex.layers import ReLU
+
+    x = backend.to_device(np.ones((2, 2), np.float32), 1, "standin")
+    with pytest.raises(backend.DeviceMismatchError, match=r"device 1 but the current device is 0"):
+        ReLU().forward(x)
