@@ -168,7 +168,8 @@ def register_cli(subparsers):
                    help="average the softmax over the 10 views (default: as trained)")
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split to evaluate")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default: as trained)")
-    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N images")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="evaluate only the first N images (the run's own --limit-test/--limit-train apply first)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
     p.add_argument("--out", default=None, help="confusion matrix PNG (default: confusion-SPLIT.png next to the model)")
     p.set_defaults(func=_evaluate)
@@ -276,8 +277,6 @@ def _evaluate(args):
         cfg = TrainConfig.from_dict(meta["train_config"])
         if args.data_dir:
             cfg.data_dir = args.data_dir
-        cfg.limit_train = cfg.limit_train if args.split == "train" else None
-        cfg.limit_test = None
         train, val, test = load_data(cfg)
     except (FileNotFoundError, DatasetNotFoundError, ValueError) as exc:
         _error(str(exc))

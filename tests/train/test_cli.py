@@ -1,0 +1,114 @@
+"""The train / evaluate / predict / plot subcommands on a tiny synthetic run."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinyalex.cli import main
+
+TINY = ["--dataset", "synthetic", "--model", "alexnet-small", "--width", "0.125", "--epochs", "1",
+        "--batch-size", "32", "--limit-train", "96", "--limit-test", "40", "--no-progress", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_the_run_folder(run_dir, capsys):
+    for name in ("config.json", "metrics.csv", "metrics.jsonl", "curves.png", "checkpoint.npz",
+                 "best.npz", "model.npz", "test.json", "confusion.png"):
+        assert (run_dir / name).is_file(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train_config"]["width"] == 0.125 and config["input_shape"] == [3, 28, 28]
+
+
+def test_evaluate_prints_top1_top5_per_class_and_writes_confusion_png(run_dir, capsys, tmp_path):
+    out = tmp_path / "cm.png"
+    assert main(["evaluate", str(run_dir), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "top-1 accuracy" in text and "top-5 accuracy" in text and "class9" in text
+    assert out.is_file()
+
+
+def test_evaluate_matches_the_test_accuracy_recorded_by_training(run_dir, capsys):
+    main(["evaluate", str(run_dir)])
+    recorded = json.loads((run_dir / "test.json").read_text())["top1"]
+    assert f"top-1 accuracy {100 * recorded:.2f}%" in capsys.readouterr().out
+
+
+def test_predict_prints_top5_class_names_with_probabilities(run_dir, capsys, tmp_path):
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(img)
+    assert main(["predict", str(img), "--model", str(run_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    top = result[0]["top"]
+    assert len(top) == 5 and all(t["class"].startswith("class") for t in top)
+    probs = [t["probability"] for t in top]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
+
+
+def test_predict_unreadable_file_is_a_clear_error(run_dir, capsys, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", str(bad), "--model", str(run_dir)]) == 1
+    assert "bad.png" in capsys.readouterr().err
+
+
+def test_plot_redraws_curves_and_conv1_kernels(run_dir, tmp_path):
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(run_dir), "--out", str(out), "--filters"]) == 0
+    assert out.is_file() and (run_dir / "conv1.png").is_file()
+
+
+def test_resume_with_more_epochs_continues_the_run(run_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    assert main(["train", "--resume", str(copy), "--epochs", "2", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--dataset", "mnist"], ["--dataset", "fashion-mnist", "cifar10", "imagefolder", "synthetic"]),
+    (["--model", "vgg"], ["--model", "alexnet-small", "alexnet-cifar"]),
+    (["--schedule", "cosine"], ["--schedule", "plateau", "step"]),
+    (["--backend", "torch"], ["--backend", "numpy", "cupy", "standin"]),
+    (["--devices", "0,1,2"], ["--devices", "0,1"]),
+    (["--lr", "-1"], ["--lr", "> 0"]),
+    (["--val-fraction", "1.5"], ["--val-fraction", "[0, 1)"]),
+])
+def test_bad_arguments_name_the_argument_and_the_allowed_values(args, names, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    for n in names:
+        assert n in err
+
+
+def test_missing_dataset_lists_the_ways_to_get_it(tmp_path, capsys):
+    code = main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "CIFAR-10" in err and "--data-dir" in err
+
+
+def test_resume_of_a_folder_without_checkpoint_is_refused(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "checkpoint.npz" in capsys.readouterr().err
+
+
+def test_quick_fills_only_what_was_not_given():
+    from tinyalex.cli import build_parser
+    from tinyalex.train.cli import QUICK, config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["train", "--quick", "--epochs", "5"]))
+    assert cfg.epochs == 5 and cfg.limit_train == QUICK["limit_train"] and cfg.width == QUICK["width"]
+    plain = config_from_args(build_parser().parse_args(["train"]))
+    assert plain.limit_train is None and plain.width is None and plain.epochs == 12
