@@ -6,6 +6,7 @@ import math
 import numpy
 
 from ..backend import get_array_module
+from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 
@@ -102,6 +103,9 @@ class Conv2D(Layer):
     the filters sees only the first half of the input channels.
     """
 
+    impl = "fast"               # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+    compute_input_grad = True   # False: backward returns None (a first layer, whose input is data)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
         super().__init__(dtype)
@@ -143,6 +147,8 @@ class Conv2D(Layer):
         return (self.out_channels, conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw))
 
     def forward(self, x):
+        if _fast.check_impl(self) == "fast":
+            return _fast.conv2d_forward(self, x)
         check_input(self, x, 4, self.in_channels)
         N = x.shape[0]
         F, Ho, Wo = self.output_shape(x.shape[1:])
@@ -157,6 +163,8 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout):
+        if self.cols is None and getattr(self, "_fast_x", None) is not None:
+            return _fast.conv2d_backward(self, dout)     # the last forward was the fast one
         need_cache(self, "cols")
         N, C, H, W_ = self.x_shape
         F, G = self.out_channels, self.groups
@@ -166,5 +174,7 @@ class Conv2D(Layer):
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, F // G, -1)          # (G, F/G, N*Ho*Wo)
         self.grads["W"] = xp.matmul(dout_g, self.cols.transpose(0, 2, 1)).reshape(W.shape)
         self.grads["b"] = dout.sum(axis=(0, 2, 3))
+        if not self.compute_input_grad:
+            return None
         dcols = xp.matmul(W.reshape(G, F // G, -1).transpose(0, 2, 1), dout_g)  # (G, K, N*Ho*Wo)
         return col2im(dcols, self.x_shape, self.kernel_size, self.stride, self.padding, G)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
+from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 from .conv import _pair, conv_output_size
 
@@ -25,6 +26,8 @@ class MaxPool2D(Layer):
     Shapes: x (N, C, H, W) -> out (N, C, Ho, Wo).
     """
 
+    impl = "fast"   # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+
     def __init__(self, kernel_size=3, stride=2, dtype=numpy.float32):
         super().__init__(dtype)
         self.kernel_size = _pair(kernel_size, "kernel_size")
@@ -44,6 +47,8 @@ class MaxPool2D(Layer):
         return (C, conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0))
 
     def forward(self, x):
+        if _fast.check_impl(self) == "fast":
+            return _fast.maxpool_forward(self, x)
         check_input(self, x, 4)
         xp = get_array_module(x)
         N = x.shape[0]
@@ -59,6 +64,8 @@ class MaxPool2D(Layer):
         return xp.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, dout):
+        if self.argmax is None and getattr(self, "_fast_idx", None) is not None:
+            return _fast.maxpool_backward(self, dout)    # the last forward was the fast one
         need_cache(self, "argmax")
         check_dout(self, dout, self.argmax.shape)
         xp = get_array_module(dout)

@@ -1,0 +1,376 @@
+"""Fast paths: the same layers, computed with fewer copies and allocations.
+
+Read the plain versions first (``Conv2D.forward`` in conv.py, ``LRN.forward``
+in lrn.py, ...): they are the specification. The functions here compute the
+same numbers (tests/layers/test_fast_paths.py checks forward and backward
+against the plain versions, float32 and float64) and are what the layers run
+by default. Every layer class has a class attribute ``impl``: ``"fast"``
+(default) or ``"reference"``; set it on one layer (``conv.impl =
+"reference"``) or everywhere with :func:`use_impl`.
+
+What makes them faster, layer by layer (measured in docs/performance.md):
+
+Conv2D
+    * Workspaces: the im2col matrix ``cols`` (G, K, N*Ho*Wo), the padded
+      input and the (G, F/G, N*Ho*Wo) product are kept on the layer and reused
+      from step to step, not allocated afresh: a fresh 200 MB array costs page
+      faults on every step.
+    * ``cols`` is filled by one ``copyto`` from a strided view of the padded
+      input (no intermediate copies).
+    * The weight gradient is computed as ``dW^T = cols @ dout^T`` (a
+      (K, M) x (M, F/G) product), which OpenBLAS runs several times faster
+      than the equivalent ``dout @ cols^T`` for these shapes.
+    * ``dcols = W^T @ dout`` is written into the ``cols`` workspace (``cols``
+      is no longer needed once dW is known), and col2im adds it into a
+      channel-major (C, N, H, W) buffer, so that each of the kh*kw
+      slice-adds reads its source contiguously.
+    * ``compute_input_grad = False`` (for the first layer, whose input is the
+      data) skips dcols and col2im altogether, as PyTorch does.
+    * Gradients are written into the existing ``grads`` arrays when their
+      shape matches (as PyTorch's ``.grad``): copy them if you keep them
+      across steps.
+LRN
+    * The window sum over n=5 channels is n-1 in-place shifted adds (exact:
+      no cancellation as in a difference of cumulative sums).
+    * :math:`s^{-3/4} = 1 / (\\sqrt{s} \\sqrt{\\sqrt{s}})`: two square roots
+      instead of a float32 ``pow`` with a non-integer exponent (several
+      times slower); other betas use ``pow``.
+    * Forward keeps :math:`s^{-\\beta}` and :math:`s^{-\\beta-1}`, so backward
+      needs no division and no power.
+MaxPool2D
+    * A running maximum over the kh*kw offsets of strided views, with the
+      winning offset recorded in a uint8 array: strictly greater replaces,
+      so ties go to the first maximum in row-major order, as in the plain
+      version. No (N, C, Ho, Wo, kh*kw) copy, no argmax over it.
+ReLU
+    * Keeps its output (which the next layer holds anyway) instead of a
+      separate mask, and uses ``maximum``.
+Linear
+    * Bias added in place to the product; weight gradient written into the
+      existing gradient array.
+
+None of this changes what a layer computes; all of it runs on NumPy, CuPy
+and the stand-in backend (only ``xp`` functions, never ``numpy`` on data).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from ..backend import device_of, get_array_module
+from .base import check_dout, check_input, need_cache, shape_error
+
+IMPLS = ("fast", "reference")
+
+
+@contextlib.contextmanager
+def use_impl(name):
+    """Run every layer with the ``"fast"`` or the ``"reference"`` implementation inside the block."""
+    if name not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {name!r}")
+    from . import Conv2D, Linear, LRN, MaxPool2D, ReLU
+
+    classes = (Conv2D, LRN, MaxPool2D, ReLU, Linear)
+    old = [c.__dict__.get("impl") for c in classes]
+    for c in classes:
+        c.impl = name
+    try:
+        yield
+    finally:
+        for c, o in zip(classes, old):
+            c.impl = o
+
+
+def check_impl(layer):
+    """The layer's impl, validated: "fast" or "reference"."""
+    impl = layer.impl
+    if impl not in IMPLS:
+        raise ValueError(f"{layer}: impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def _workspace(layer, name, shape, dtype, like, zero=False):
+    """A buffer kept on the layer and reused while shape, dtype and device stay the same.
+
+    ``zero``: fill with zeros when (re)allocated (the padded input's border
+    stays zero because only its interior is ever written).
+    """
+    ws = layer.__dict__.setdefault("_workspaces", {})
+    buf = ws.get(name)
+    xp = get_array_module(like)
+    if (buf is None or buf.shape != tuple(shape) or buf.dtype != dtype
+            or get_array_module(buf) is not xp or device_of(buf) != device_of(like)):
+        buf = xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+        ws[name] = buf
+    return buf
+
+
+def _into_grad(layer, key, value_shape, dtype, like):
+    """The array to write a parameter gradient into: the existing one if it fits, else a new one."""
+    g = layer.grads.get(key)
+    xp = get_array_module(like)
+    if (g is None or g.shape != tuple(value_shape) or g.dtype != dtype or get_array_module(g) is not xp
+            or device_of(g) != device_of(like)):
+        g = xp.empty(value_shape, dtype=dtype)
+        layer.grads[key] = g
+    return g
+
+
+# --------------------------------------------------------------------------
+# Conv2D
+# --------------------------------------------------------------------------
+def _conv_geometry(layer, x_shape):
+    N, C, H, W = x_shape
+    F, Ho, Wo = layer.output_shape((C, H, W))
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    G = layer.groups
+    return N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G
+
+
+def _fill_cols(layer, x):
+    """cols[g, (c, i, j), (n, y, x)] = xpad[n, g*Cg + c, y*sh + i, x*sw + j], into the workspace."""
+    xp = get_array_module(x)
+    N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = _conv_geometry(layer, x.shape)
+    if ph or pw:
+        xpad = _workspace(layer, "xpad", (N, C, H + 2 * ph, W + 2 * pw), x.dtype, x, zero=True)
+        xpad[:, :, ph:ph + H, pw:pw + W] = x          # the border stays zero
+    else:
+        xpad = x
+    sN, sC, sH, sW = xpad.strides
+    view = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(C, kh, kw, N, Ho, Wo), strides=(sC, sH, sW, sN, sH * sh, sW * sw))
+    K = (C // G) * kh * kw
+    cols = _workspace(layer, "cols", (G, K, N * Ho * Wo), x.dtype, x)
+    xp.copyto(cols.reshape(C, kh, kw, N, Ho, Wo), view)
+    return cols
+
+
+def conv2d_forward(layer, x):
+    """Conv2D.forward, fast: im2col into a reused workspace, one batched product, bias fused in the layout change."""
+    check_input(layer, x, 4, layer.in_channels)
+    N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = _conv_geometry(layer, x.shape)
+    Wt, b = layer.params["W"], layer.params["b"]
+    xp = get_array_module(x, Wt)
+    cols = _fill_cols(layer, x)                                      # (G, K, M), M = N*Ho*Wo
+    prod = _workspace(layer, "prod", (G, F // G, N * Ho * Wo), x.dtype, x)
+    xp.matmul(Wt.reshape(G, F // G, -1), cols, out=prod)             # (G, F/G, M)
+    out = xp.empty((N, F, Ho * Wo), dtype=x.dtype)
+    # (F, N, Ho*Wo) -> (N, F, Ho*Wo), adding the bias on the way
+    xp.add(prod.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1), out=out)
+    layer.cols = None                       # the plain version's cache: not used by this path
+    layer._fast_x, layer._fast_cols_valid = x, True
+    layer.x_shape = x.shape
+    return out.reshape(N, F, Ho, Wo)
+
+
+def conv2d_backward(layer, dout):
+    """Conv2D.backward, fast: dW^T = cols @ dout^T; dcols written over cols; channel-major col2im."""
+    need_cache(layer, "_fast_x")
+    x = layer._fast_x
+    N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = _conv_geometry(layer, x.shape)
+    check_dout(layer, dout, (N, F, Ho, Wo))
+    xp = get_array_module(dout)
+    Wt = layer.params["W"]
+    M = N * Ho * Wo
+    if not layer._fast_cols_valid:          # a second backward after one forward: rebuild cols
+        _fill_cols(layer, x)
+    cols = layer._workspaces["cols"]
+    K = cols.shape[1]
+    dout_g = _workspace(layer, "prod", (G, F // G, M), dout.dtype, dout)
+    xp.copyto(dout_g.reshape(F, N, Ho * Wo), dout.reshape(N, F, Ho * Wo).transpose(1, 0, 2))
+    # dW_g = dout_g @ cols_g^T, computed as its transpose cols_g @ dout_g^T (faster in OpenBLAS)
+    dWt = xp.matmul(cols, dout_g.transpose(0, 2, 1))                 # (G, K, F/G)
+    dW = _into_grad(layer, "W", Wt.shape, Wt.dtype, dout)
+    xp.copyto(dW.reshape(G, F // G, K), dWt.transpose(0, 2, 1))
+    db = _into_grad(layer, "b", (F,), Wt.dtype, dout)
+    xp.sum(dout_g.reshape(F, M), axis=1, out=db)
+    if not getattr(layer, "compute_input_grad", True):
+        return None
+    # dcols_g = W_g^T @ dout_g, into the cols workspace (cols is spent)
+    xp.matmul(Wt.reshape(G, F // G, K).transpose(0, 2, 1), dout_g, out=cols)
+    layer._fast_cols_valid = False
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    dxT = xp.zeros((C, N, Hp, Wp), dtype=dout.dtype)                # channel-major, padded
+    d = cols.reshape(C, kh, kw, N, Ho, Wo)
+    for i in range(kh):
+        for j in range(kw):
+            # entries (c, i, j, n, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
+            dxT[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += d[:, i, j]
+    dx = xp.empty((N, C, H, W), dtype=dout.dtype)
+    xp.copyto(dx, dxT[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+    return dx
+
+
+# --------------------------------------------------------------------------
+# LRN
+# --------------------------------------------------------------------------
+def _window_sum_inplace(a, n, out, transpose=False):
+    """out[:, i] = sum of a[:, j], j in [i - n//2, i + (n-1)//2] clipped to the channels: n-1 shifted adds.
+
+    ``transpose``: the mirrored window [i - (n-1)//2, i + n//2] (as lrn.window_sum; equal for odd n).
+    """
+    xp = get_array_module(a)
+    C = a.shape[1]
+    lo, hi = (n // 2, (n - 1) // 2) if not transpose else ((n - 1) // 2, n // 2)
+    xp.copyto(out, a)
+    for d in range(1, lo + 1):                     # channels below i
+        if d < C:
+            out[:, d:] += a[:, :C - d]
+    for d in range(1, hi + 1):                     # channels above i
+        if d < C:
+            out[:, :C - d] += a[:, d:]
+    return out
+
+
+def _neg_pow(xp, s, beta, out):
+    """out = s ** -beta; beta 0.75 and 0.5 by square roots (float32 pow is slow)."""
+    if beta == 0.75:
+        xp.sqrt(s, out=out)                   # s^1/2
+        r = xp.sqrt(out)                      # s^1/4
+        out *= r                              # s^3/4
+        xp.reciprocal(out, out=out)
+    elif beta == 0.5:
+        xp.sqrt(s, out=out)
+        xp.reciprocal(out, out=out)
+    else:
+        xp.power(s, s.dtype.type(-beta), out=out)
+    return out
+
+
+def lrn_forward(layer, x):
+    """LRN.forward, fast: shifted-add window sum, s^-0.75 by square roots, factors kept for backward."""
+    check_input(layer, x, 4)
+    xp = get_array_module(x)
+    dt = x.dtype.type
+    n = layer.size
+    sq = x * x
+    s = xp.empty_like(x)
+    if n <= 9:
+        _window_sum_inplace(sq, n, s)
+    else:
+        from .lrn import window_sum
+        xp.copyto(s, window_sum(sq, n))
+    s *= dt(layer.alpha_eff)
+    s += dt(layer.k)                                 # s = k + alpha' * window sum of a^2
+    s_pow = _neg_pow(xp, s, layer.beta, out=sq)      # s^-beta (sq's memory is reused)
+    out = x * s_pow
+    xp.divide(s_pow, s, out=s)                       # s^(-beta-1), for backward
+    layer.x = None                                   # the plain version's cache: not used by this path
+    layer._fast = (x, s_pow, s)
+    return out
+
+
+def lrn_backward(layer, dout):
+    """LRN.backward, fast: dx = dout s^-beta - 2 beta alpha' a window_sum(dout a s^(-beta-1))."""
+    need_cache(layer, "_fast")
+    x, s_pow, s_pow1 = layer._fast
+    check_dout(layer, dout, x.shape)
+    xp = get_array_module(dout)
+    dt = dout.dtype.type
+    q = dout * x
+    q *= s_pow1                                      # dout * b / s  (b = a s^-beta)
+    cross = xp.empty_like(q)
+    if layer.size <= 9:
+        _window_sum_inplace(q, layer.size, cross, transpose=True)
+    else:
+        from .lrn import window_sum
+        xp.copyto(cross, window_sum(q, layer.size, transpose=True))
+    cross *= x
+    cross *= dt(2 * layer.beta * layer.alpha_eff)
+    dx = dout * s_pow
+    dx -= cross
+    return dx
+
+
+# --------------------------------------------------------------------------
+# MaxPool2D
+# --------------------------------------------------------------------------
+def maxpool_forward(layer, x):
+    """MaxPool2D.forward, fast: running maximum over the kh*kw offsets, winner offsets in uint8."""
+    check_input(layer, x, 4)
+    xp = get_array_module(x)
+    N = x.shape[0]
+    C, Ho, Wo = layer.output_shape(x.shape[1:])
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    if kh * kw > 255:
+        raise ValueError(f"{layer}: the fast path records window offsets in uint8; use impl='reference'")
+
+    def at(i, j):        # x[n, c, y*sh + i, x*sw + j] for all outputs (a strided view)
+        return x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+
+    out = at(0, 0).copy()
+    idx = xp.zeros(out.shape, dtype=xp.uint8)
+    better = xp.empty(out.shape, dtype=bool)
+    for k in range(1, kh * kw):
+        v = at(k // kw, k % kw)
+        xp.greater(v, out, out=better)          # strictly greater: ties keep the first maximum
+        xp.copyto(out, v, where=better)
+        xp.copyto(idx, k, where=better)
+    layer.argmax = None                         # the plain version's cache: not used by this path
+    layer._fast_idx = idx
+    layer.x_shape = x.shape
+    return out
+
+
+def maxpool_backward(layer, dout):
+    """MaxPool2D.backward, fast: one masked strided add per window offset."""
+    need_cache(layer, "_fast_idx")
+    idx = layer._fast_idx
+    check_dout(layer, dout, idx.shape)
+    xp = get_array_module(dout)
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    Ho, Wo = dout.shape[2:]
+    dx = xp.zeros(layer.x_shape, dtype=dout.dtype)
+    won = xp.empty(idx.shape, dtype=bool)
+    part = xp.empty(dout.shape, dtype=dout.dtype)
+    for k in range(kh * kw):
+        i, j = k // kw, k % kw
+        xp.equal(idx, k, out=won)               # windows whose maximum sits at offset (i, j)
+        xp.multiply(dout, won, out=part)
+        dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
+    return dx
+
+
+# --------------------------------------------------------------------------
+# ReLU and Linear
+# --------------------------------------------------------------------------
+def relu_forward(layer, x):
+    """ReLU.forward, fast: maximum(x, 0); the output doubles as the mask for backward."""
+    check_input(layer, x, None)
+    xp = get_array_module(x)
+    out = xp.maximum(x, x.dtype.type(0))
+    layer.mask = None                           # the plain version's cache: not used by this path
+    layer._fast_out = out
+    return out
+
+
+def relu_backward(layer, dout):
+    """ReLU.backward, fast: dout where the output is positive (a new array; dout is untouched)."""
+    need_cache(layer, "_fast_out")
+    out = layer._fast_out
+    check_dout(layer, dout, out.shape)
+    xp = get_array_module(dout)
+    return xp.multiply(dout, out > 0)
+
+
+def linear_forward(layer, x):
+    """Linear.forward, fast: x W^T, then the bias added in place."""
+    check_input(layer, x, 2, layer.in_features)
+    xp = get_array_module(x)
+    out = xp.matmul(x, layer.params["W"].T)
+    out += layer.params["b"]
+    layer.x = x
+    return out
+
+
+def linear_backward(layer, dout):
+    """Linear.backward, fast: dW = dout^T x into the existing gradient array."""
+    need_cache(layer, "x")
+    x = layer.x
+    check_dout(layer, dout, (x.shape[0], layer.out_features))
+    xp = get_array_module(dout)
+    W = layer.params["W"]
+    dW = _into_grad(layer, "W", W.shape, W.dtype, dout)
+    xp.matmul(dout.T, x, out=dW)
+    db = _into_grad(layer, "b", (layer.out_features,), W.dtype, dout)
+    xp.sum(dout, axis=0, out=db)
+    return xp.matmul(dout, W)
