@@ -207,3 +207,14 @@ def test_activations_give_every_layers_output_by_name():
     assert list(acts) == list(net.steps)
     np.testing.assert_array_equal(acts["fc8"], logits)
     assert acts["relu7"].shape == (3, 128) and (acts["relu7"] >= 0).all()
+
+
+def test_keep_activations_also_works_as_an_attribute_like_sequential():
+    net = build_model("alexnet-small", width=0.25).eval()
+    net.keep_activations = True
+    assert net.keep_activations
+    net.forward(np.zeros((2, 1, 28, 28), np.float32))
+    assert net.activations["pool5"].shape == (2, 16, 3, 3)
+    net.keep_activations = False
+    net.activations.clear()
+    assert len(net.activations) == 0 and not net.keep_activations

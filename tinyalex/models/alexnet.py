@@ -214,7 +214,7 @@ class _Activations(Mapping):
             if not self._model._acts:
                 raise KeyError(
                     f"no activations kept; run forward inside `with model.keep_activations():` "
-                    f"(or set model.keeping_activations = True) first")
+                    f"(or set model.keep_activations = True) first")
             raise KeyError(f"no activation named {name!r}; kept: {', '.join(self._model._acts)}")
         if isinstance(stored, tuple):      # (a on d0, b on d1): gather explicitly on d0
             return self._model._gather_pair(stored)
@@ -225,6 +225,32 @@ class _Activations(Mapping):
 
     def __len__(self):
         return len(self._model._acts)
+
+    def clear(self):
+        """Drop the kept activations (free their memory)."""
+        self._model._acts = OrderedDict()
+
+
+class _KeepSwitch:
+    """``model.keep_activations``: true/false, and callable as a context manager."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __bool__(self):
+        return self._model._keep
+
+    def __repr__(self):
+        return repr(self._model._keep)
+
+    @contextlib.contextmanager
+    def __call__(self, on=True):
+        old = self._model._keep
+        self._model._keep = bool(on)
+        try:
+            yield self._model
+        finally:
+            self._model._keep = old
 
 
 class AlexNet(Layer):
@@ -374,7 +400,7 @@ class AlexNet(Layer):
                              if kind in ("conv", "fc"))
         self._assign(init_parameters(shapes, init, seed, self.dtype), copy=False)
 
-        self.keeping_activations = False
+        self._keep = False
         self._acts = OrderedDict()
 
     # -- building ---------------------------------------------------------------
@@ -499,7 +525,7 @@ class AlexNet(Layer):
         with self._ctx():
             for name, step in self.steps.items():
                 x = step.forward(x)
-                if self.keeping_activations and not isinstance(step, (Broadcast, Exchange, Gather)):
+                if self._keep and not isinstance(step, (Broadcast, Exchange, Gather)):
                     self._acts[name] = x
         return x
 
@@ -514,23 +540,28 @@ class AlexNet(Layer):
         return B.device(None if self.backend == "numpy" else self.devices[0])
 
     # -- activations ----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def keep_activations(self, on=True):
-        """``with model.keep_activations(): model.forward(x)`` then ``model.activations["relu7"]``."""
-        old = self.keeping_activations
-        self.keeping_activations = bool(on)
-        try:
-            yield self
-        finally:
-            self.keeping_activations = old
+    @property
+    def keep_activations(self):
+        """Whether forward keeps every layer's output; also a context manager.
+
+        Both work: ``model.keep_activations = True`` (as on Sequential), and
+        ``with model.keep_activations(): model.forward(x)``, which switches it
+        on for the block only. ``bool(model.keep_activations)`` is the state.
+        """
+        return _KeepSwitch(self)
+
+    @keep_activations.setter
+    def keep_activations(self, on):
+        self._keep = bool(on)
 
     @property
     def activations(self):
         """Each layer's last output by name ("conv1", "relu1", "lrn1", "pool1", ..., "fc8").
 
-        Kept only while ``keeping_activations`` is on (see :meth:`keep_activations`),
-        so ordinary training holds no extra memory. For the split net each entry
-        is the full activation, its two halves gathered explicitly on d0.
+        Kept only while ``keep_activations`` is on, so ordinary training holds
+        no extra memory. For the split net each entry is the full activation,
+        its two halves gathered explicitly on d0. ``activations.clear()``
+        drops what was kept.
         """
         return _Activations(self)
 
