@@ -43,7 +43,7 @@ def _assert_placed(place, arr):
 def test_layer_gradients_match_numerical_on_every_backend(case, place):
     layer = case.build(np.float64)
     args = _on(place, layer, case.inputs(np.float64))
-    res = gradcheck(layer, *args)
+    res = gradcheck(layer, *args, max_entries=100)    # full checks run in tests/layers
     assert res.passed(1e-6), f"{case.name} on {place}:\n{res}"
 
 
