@@ -126,13 +126,30 @@ def test_to_moves_parameters_and_gradients_to_a_device_and_back(rng):
     assert all(isinstance(p, np.ndarray) for p in model.parameters())
 
 
-def test_load_state_dict_writes_into_parameters_on_their_device():
-    model = net(np.float64).to(1, "standin")
+def split_across_two_devices():
+    """conv1 on stand-in device 0, the head on device 1, like the paper's two GPUs."""
+    model = net(np.float64)
+    model["conv1"].to(0, "standin")
+    model["head"].to(1, "standin")
+    return model
+
+
+def test_load_state_dict_writes_into_parameters_on_their_own_devices():
+    model = split_across_two_devices()
     src = net(np.float64, seed=5)
-    with backend.device(1):
-        model.load_state_dict(src.state_dict())
-    assert backend.device_of(model["conv1"].params["W"]) == 1
-    np.testing.assert_array_equal(backend.to_host(model["conv1"].params["W"]), src["conv1"].params["W"])
+    model.load_state_dict(src.state_dict())            # no device block needed
+    assert backend.device_of(model["conv1"].params["W"]) == 0
+    assert backend.device_of(model["head"]["fc"].params["W"]) == 1
+    np.testing.assert_array_equal(backend.to_host(model["head"]["fc"].params["W"]), src["head"]["fc"].params["W"])
+
+
+def test_zero_grad_works_on_a_model_split_across_devices():
+    model = split_across_two_devices()
+    model.zero_grad()
+    model.zero_grad()                                   # second call clears in place
+    for name, g in model.named_gradients():
+        assert backend.device_of(g) == (0 if name.startswith("conv1") else 1)
+        assert np.all(backend.to_host(g) == 0)
 
 
 def test_repr_shows_the_structure():

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy
 
-from ..backend import get_array_module, to_device, to_device_of, to_host
+from ..backend import device, device_of, get_array_module, to_device, to_device_of, to_host
 
 _FLOAT_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
@@ -95,14 +95,15 @@ class Layer:
         return int(sum(p.size for p in self.parameters()))
 
     def zero_grad(self):
-        """Set every gradient to zero (allocating it if missing)."""
+        """Set every gradient to zero (allocating it if missing), each on its parameter's device."""
         for _, layer in self.named_layers():
             for name, p in layer.params.items():
                 g = layer.grads.get(name)
-                if g is None or g.shape != p.shape:
-                    layer.grads[name] = get_array_module(p).zeros_like(p)
-                else:
-                    g[...] = 0
+                with device(device_of(p)):      # towers may live on different devices
+                    if g is None or g.shape != p.shape:
+                        layer.grads[name] = get_array_module(p).zeros_like(p)
+                    else:
+                        g[...] = 0
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, numpy.ndarray]":
@@ -132,7 +133,8 @@ class Layer:
                 raise ValueError(
                     f"parameter {name!r}: the model expects shape {p.shape}, the state has {value.shape}"
                 )
-            layer.params[key][...] = to_device_of(value.astype(p.dtype), p)
+            with device(device_of(p)):
+                p[...] = to_device_of(value.astype(p.dtype), p)
         return self
 
     def _parameter_slots(self):
