@@ -31,12 +31,12 @@ def _run(net, x, y, masks=None):
             step = net.steps[name]
             if net.split:
                 ka = tower_sizes(m.shape[1])[0]
-                step.A.set_mask(B.to_device(m[:, :ka], net.devices[0]) if dev is not None else m[:, :ka])
-                step.B.set_mask(B.to_device(m[:, ka:], net.devices[1]) if dev is not None else m[:, ka:])
+                step.A.set_mask(B.to_device(m[:, :ka], net.devices[0], net.backend))
+                step.B.set_mask(B.to_device(m[:, ka:], net.devices[1], net.backend))
             else:
-                step.set_mask(m)
+                step.set_mask(B.to_device(m, dev, net.backend))
     if dev is not None:
-        x, y = B.to_device(x, dev), B.to_device(y, dev)
+        x, y = B.to_device(x, dev, net.backend), B.to_device(y, dev, net.backend)
     loss = SoftmaxCrossEntropy(F64)
     logits = net.forward(x)
     with B.device(dev):                     # the loss runs where the logits are gathered
@@ -230,3 +230,14 @@ def test_full_alexnet_split_has_the_papers_halves():
     assert p["conv3.A.W"] == (192, 256, 3, 3) and p["conv4.B.W"] == (192, 192, 3, 3)
     assert p["fc6.B.W"] == (2048, 9216) and p["fc8.A.W"] == (500, 4096)
     assert net.num_parameters() == 60_965_224
+
+
+def test_one_device_model_runs_on_standin_device_1_outside_the_backend_block():
+    """A model keeps its own backend and device: it works after the use_backend block ends."""
+    x, y = _batch()
+    ref = _run(build_model("alexnet-small", **SMALL).eval(), x, y)
+    with B.use_backend("standin"):
+        net = build_model("alexnet-small", devices=1, **SMALL).eval()
+    assert net.input_device == 1 and B.device_of(dict(net.named_parameters())["fc8.W"]) == 1
+    net.zero_grad()
+    _assert_same(ref, _run(net, x, y))

@@ -46,7 +46,7 @@ from .. import backend as B
 from ..layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
 from ..layers.base import Layer, check_dtype, need_cache
 from ..layers.conv import conv_output_size
-from .towers import (Broadcast, Exchange, Gather, TowerPair, is_split_state_dict, merge_state_dict,
+from .towers import (Broadcast, Exchange, Gather, TowerPair, is_split_state_dict, merge_state_dict, on_device,
                      split_state_dict, tower_sizes)
 
 __all__ = ["Arch", "ARCHS", "AlexNet", "build_model", "model_names", "GroupLRN", "INITS", "init_parameters"]
@@ -537,7 +537,7 @@ class AlexNet(Layer):
         return dlogits
 
     def _ctx(self):
-        return B.device(None if self.backend == "numpy" else self.devices[0])
+        return on_device(self.backend, self.devices[0])
 
     # -- activations ----------------------------------------------------------------------
     @property
@@ -574,7 +574,7 @@ class AlexNet(Layer):
 
     # -- state --------------------------------------------------------------------------------
     def _with_device(self, p):
-        return B.device(None if self.backend == "numpy" else B.device_of(p))
+        return on_device(B.backend_of(p), B.device_of(p))
 
     def zero_grad(self):
         for _, layer in self.named_layers():

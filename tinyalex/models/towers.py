@@ -32,6 +32,7 @@ what two GPUs would exchange. With ``devices=(0, 0)`` nothing crosses.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import numpy
@@ -40,11 +41,30 @@ from .. import backend as B
 from ..layers.base import Layer, need_cache
 
 __all__ = [
-    "TowerPair", "Broadcast", "Exchange", "Gather", "tower_sizes",
+    "on_device", "TowerPair", "Broadcast", "Exchange", "Gather", "tower_sizes",
     "split_state_dict", "merge_state_dict", "is_split_state_dict",
 ]
 
 TOWERS = ("A", "B")
+
+
+@contextlib.contextmanager
+def on_device(backend_name, dev):
+    """Make ``dev`` the current device of backend ``backend_name`` inside the block.
+
+    A no-op on NumPy. For CuPy it enters ``cupy.cuda.Device(dev)`` even when
+    the global backend is another one (a model keeps its own backend).
+    """
+    if backend_name == "numpy" or dev is None:
+        yield
+        return
+    with B.device(dev):
+        if backend_name == "cupy" and B.get_backend() != "cupy":
+            import cupy
+            with cupy.cuda.Device(dev):
+                yield
+        else:
+            yield
 
 
 def tower_sizes(n: int):
@@ -69,7 +89,7 @@ class _Link(Layer):
 
     def ctx(self, tower):
         """The device context of tower 0 (A) or 1 (B); none on NumPy."""
-        return B.device(None if self.backend_name == "numpy" else self.devices[tower])
+        return on_device(self.backend_name, self.devices[tower])
 
     def send(self, x, src, dst, direction):
         """Copy x from tower ``src``'s device to tower ``dst``'s, counting its bytes."""
@@ -194,7 +214,7 @@ class TowerPair(Layer):
         return OrderedDict([("A", self.A), ("B", self.B)])
 
     def ctx(self, tower):
-        return B.device(None if self.backend_name == "numpy" else self.devices[tower])
+        return on_device(self.backend_name, self.devices[tower])
 
     def forward(self, pair):
         a, b = pair
