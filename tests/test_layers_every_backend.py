@@ -10,6 +10,7 @@ import pytest
 from layer_cases import CASES
 from tinyalex import backend
 from tinyalex.gradcheck import gradcheck
+from tinyalex.layers import Dropout, Layer, Linear, ReLU
 
 
 @pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
@@ -71,8 +72,6 @@ def test_layer_forward_backward_stay_on_the_device_in_float32(case, place):
 
 
 def test_dropout_draws_its_mask_on_the_device(place):
-    from tinyalex.layers import Dropout
-
     layer = Dropout(0.5, seed=0)
     (x,) = _on(place, layer, (np.ones((20, 30), np.float32),))
     out = layer.forward(x)
@@ -82,16 +81,47 @@ def test_dropout_draws_its_mask_on_the_device(place):
 
 def test_standin_catches_a_layer_fed_a_host_array_after_moving():
     """The point of the stand-in: forgetting the explicit transfer fails on the CPU."""
-    from tinyalex.layers import Linear
-
     layer = Linear(3, 2).to(1, "standin")
     with backend.device(1), pytest.raises(backend.DeviceMismatchError):
         layer.forward(np.ones((4, 3), np.float32))
 
 
 def test_standin_catches_an_operation_outside_the_device_block():
-    from tinyalex.layers import ReLU
-
     x = backend.to_device(np.ones((2, 2), np.float32), 1, "standin")
     with pytest.raises(backend.DeviceMismatchError, match=r"device 1 but the current device is 0"):
         ReLU().forward(x)
+
+
+
+class TwoDevices(Layer):
+    """Linear on stand-in device 0, then Linear on device 1, output back on device 0: a tower pair in small."""
+
+    def __init__(self):
+        super().__init__(np.float64)
+        rng = np.random.default_rng(0)
+        self.a = Linear(4, 3, rng=rng, dtype=np.float64).to(0, "standin")
+        self.b = Linear(3, 2, rng=rng, dtype=np.float64).to(1, "standin")
+
+    def children(self):
+        return {"a": self.a, "b": self.b}
+
+    def forward(self, x):
+        with backend.device(0):
+            h = self.a.forward(x)
+        with backend.device(1):
+            y = self.b.forward(backend.to_device(h, 1, "standin"))
+        return backend.to_device(y, 0, "standin")
+
+    def backward(self, dout):
+        with backend.device(1):
+            dh = self.b.backward(backend.to_device(dout, 1, "standin"))
+        with backend.device(0):
+            return self.a.backward(backend.to_device(dh, 0, "standin"))
+
+
+def test_gradcheck_handles_parameters_on_another_device_than_the_output():
+    net = TwoDevices()
+    x = backend.to_device(np.random.default_rng(1).standard_normal((5, 4)), 0, "standin")
+    res = gradcheck(net, x)
+    assert set(res.errors) == {"x", "a.W", "a.b", "b.W", "b.b"}
+    assert res.passed(1e-6), str(res)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy
 
-from .backend import to_device_of, to_host
+from .backend import device, device_of, to_device_of, to_host
 
 __all__ = ["rel_error", "numerical_gradient", "gradcheck", "GradCheckResult", "assert_gradients_close"]
 
@@ -48,15 +48,25 @@ def numerical_gradient(f, x, dout, h=1e-5, indices=None):
     """
     grad = numpy.full(x.shape, numpy.nan)
     flat_indices = range(x.size) if indices is None else indices
+    dev = device_of(x)             # x may live on another device than the output (two towers)
+    dout = numpy.asarray(to_host(dout), dtype=numpy.float64)
+
+    def set_entry(i, value):
+        with device(dev):
+            x[i] = value
+
+    def output():                  # a float64 host copy: the output may be a view of x
+        return numpy.array(to_host(f()), dtype=numpy.float64)
+
     for flat in flat_indices:
         i = numpy.unravel_index(int(flat), x.shape)
         old = x[i].item()
-        x[i] = old + h
-        pos = f().copy()   # copy: the output may be a view of x
-        x[i] = old - h
-        neg = f().copy()
-        x[i] = old
-        grad[i] = ((pos - neg) * dout).sum().item() / (2 * h)
+        set_entry(i, old + h)
+        pos = output()
+        set_entry(i, old - h)
+        neg = output()
+        set_entry(i, old)
+        grad[i] = ((pos - neg) * dout).sum() / (2 * h)
     return grad
 
 
