@@ -70,7 +70,12 @@ def _cli(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         print(f"error: --epochs must be >= 1, got {args.epochs}", file=sys.stderr)
         return 2
-    command = "python -m tinyalex " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    options = [("--quick", args.quick), ("--seeds", args.seeds), ("--dataset", args.dataset),
+               ("--data-dir", args.data_dir), ("--epochs", args.epochs),
+               ("--train-size", args.train_size), ("--out", args.out)]
+    command = " ".join(["python -m tinyalex experiment", shlex.quote(args.name)]
+                       + [flag if value is True else f"{flag} {shlex.quote(str(value))}"
+                          for flag, value in options if value not in (None, False)])
     from ..data import DatasetNotFoundError
 
     for m in modules:
