@@ -64,6 +64,17 @@ def _positive_float(text):
     return v
 
 
+def _step_epochs(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: give an epoch interval (5) or the epochs after which to reduce (6,9)")
+    return values[0] if len(values) == 1 else values
+
+
 def _classes(text):
     names = [c.strip() for c in text.split(",") if c.strip()]
     if not names:
@@ -144,7 +155,8 @@ def register_cli(subparsers):
                    help="plateau: lr/10 when validation error stops improving (the paper); step: every --step-epochs")
     g.add_argument("--patience", type=_positive_int, default=d.patience, help="plateau: epochs without improvement")
     g.add_argument("--max-reductions", type=int, default=d.max_reductions, help="at most this many lr reductions")
-    g.add_argument("--step-epochs", type=_positive_int, default=d.step_epochs, help="step: epochs between reductions")
+    g.add_argument("--step-epochs", type=_step_epochs, default=d.step_epochs,
+                   help="step: reduce every N epochs (5), or after the listed epochs (6,9)")
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend, help="array backend")
     g.add_argument("--devices", type=_devices, default=d.devices, help="device, or two devices for the two towers: 0,1")

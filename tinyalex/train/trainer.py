@@ -111,7 +111,7 @@ class TrainConfig:
     schedule: str = "plateau"            # plateau (the paper) | step | none
     patience: int = 2                    # plateau: epochs without improvement before lr / 10
     max_reductions: int = 3              # at most this many reductions (3 in the paper)
-    step_epochs: int = 5                 # step: reduce every this many epochs
+    step_epochs: int | list = 5          # step: reduce every N epochs, or after the listed epochs [6, 9]
     # -- runtime ---------------------------------------------------------------------
     backend: str = "numpy"               # numpy | cupy | standin
     devices: list = field(default_factory=lambda: [0])
@@ -513,10 +513,14 @@ def _topk_correct(logits_host, labels_host):
     return int((logits_host.argmax(axis=1) == labels_host).sum())
 
 
+def _print(*args):
+    print(*args, flush=True)      # one line per epoch, visible at once even when piped to a file
+
+
 class Trainer:
     """Holds the pieces of a run; :meth:`run` trains. Most users call :func:`fit`."""
 
-    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=print):
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print):
         self.log = log
         self.resume_from = None
         ck = None
@@ -780,7 +784,7 @@ class Trainer:
         return result
 
 
-def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=print) -> History:
+def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print) -> History:
     """Train a model as described by ``config`` and return its :class:`History`.
 
     Parameters
