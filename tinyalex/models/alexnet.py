@@ -103,7 +103,7 @@ POOL_AFTER = (True, True, False, False, True)
 INITS = {
     "paper": "weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere (section 5)",
     "released": "as 'paper' but std 0.03 for conv3, conv4, conv5 (the authors' cuda-convnet layers-145.cfg)",
-    "he": "weights ~ N(0, 2 / fan_in) (He et al. 2015), biases 0: trains small nets without tuning",
+    "he": "weights ~ N(0, 2 / fan_in) (He et al. 2015), biases 0: keeps the activations' scale from layer to layer",
 }
 ONE_BIASES = ("conv2", "conv4", "conv5", "fc6", "fc7")
 ACTIVATIONS = ("relu", "tanh")
@@ -121,9 +121,9 @@ def _arch(name):
     return ARCHS[key]
 
 
-def _even(n, what):
-    n = max(2, int(round(n / 2)) * 2)
-    return n
+def _even(n):
+    """Round a scaled width to an even number (two towers), at least 2."""
+    return max(2, int(round(n / 2)) * 2)
 
 
 # --------------------------------------------------------------------------
@@ -328,8 +328,8 @@ class AlexNet(Layer):
                              "normalizes its own channels (use devices=None)")
 
         # -- the numbers ----------------------------------------------------
-        ch = tuple(channels) if channels is not None else tuple(_even(c * width, "channels") for c in a.channels)
-        fcs = tuple(fc_sizes) if fc_sizes is not None else tuple(_even(f * width, "fc") for f in a.fc_sizes)
+        ch = tuple(channels) if channels is not None else tuple(_even(c * width) for c in a.channels)
+        fcs = tuple(fc_sizes) if fc_sizes is not None else tuple(_even(f * width) for f in a.fc_sizes)
         ks = tuple(kernel_sizes) if kernel_sizes is not None else a.kernel_sizes
         ss = tuple(strides) if strides is not None else a.strides
         ps = tuple(paddings) if paddings is not None else a.paddings
@@ -393,9 +393,9 @@ class AlexNet(Layer):
         # -- the layers -------------------------------------------------------
         self.steps = OrderedDict()
         if self.split:
-            self._build_split(plan, seed, lrn_across_towers)
+            self._build_split(plan)
         else:
-            self._build_grouped(plan, seed, lrn_across_towers)
+            self._build_grouped(plan, lrn_across_towers)
         shapes = OrderedDict((n, self._grouped_weight_shape(kind, a)) for n, kind, a, _ in plan
                              if kind in ("conv", "fc"))
         self._assign(init_parameters(shapes, init, seed, self.dtype), copy=False)
@@ -445,14 +445,15 @@ class AlexNet(Layer):
             return Dropout(a["p"], a["mode"], seed=self._dropout_seed(self.config["seed"], name, tower or 0), dtype=dt)
         raise AssertionError(kind)
 
-    def _build_grouped(self, plan, seed, lrn_across_towers):
+    def _build_grouped(self, plan, lrn_across_towers):
+        """One device: conv2/4/5 grouped, LRN per tower unless lrn_across_towers."""
         for name, kind, a, _ in plan:
             self.steps[name] = self._make(kind, a, name, lrn_groups=1 if lrn_across_towers else 2)
-        dev = None if self.backend == "numpy" else self.devices[0]
         if self.backend != "numpy":
-            Layer.to(self, dev, self.backend)
+            Layer.to(self, self.devices[0], self.backend)
 
-    def _build_split(self, plan, seed, lrn_across_towers):
+    def _build_split(self, plan):
+        """Two towers: every layer as a TowerPair; Exchange before each layer reading both towers."""
         devs, be = self.devices, self.backend
         self.steps["input"] = Broadcast(devs, be, self.dtype)
         crossings = {"conv3": "to_conv3", "fc6": "to_fc6", "fc7": "to_fc7", "fc8": "to_fc8"}
