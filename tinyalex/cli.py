@@ -21,7 +21,17 @@ COMMAND_MODULES = [
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows defaults and keeps descriptions' line breaks."""
+    """--help shows defaults and keeps descriptions' line breaks.
+
+    Switches (--no-flip) and help texts that already state their default are
+    left as written, so no option reads "(default: True)" for a flag.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.nargs == 0 or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
