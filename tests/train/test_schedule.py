@@ -63,5 +63,13 @@ def test_plateau_refuses_bad_settings_by_name(bad):
 
 
 def test_unknown_schedule_name_lists_the_choices():
-    with pytest.raises(ValueError, match="plateau, step, none"):
+    with pytest.raises(ValueError, match="plateau, step, time, none"):
         make_schedule("cosine")
+
+
+def test_time_schedule_divides_at_the_budget_fractions():
+    from tinyalex.train.schedule import TimeSchedule
+
+    opt, s = _Opt(1.0), TimeSchedule(100.0, fractions=(0.6, 0.85))
+    assert [s.step_time(t, opt) for t in (10, 59, 60, 70, 86, 99)] == [False, False, True, False, True, False]
+    assert opt.lr == pytest.approx(0.01)

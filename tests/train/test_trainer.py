@@ -84,3 +84,17 @@ def test_nan_in_epoch_two_keeps_the_epoch_one_checkpoint(tiny_config, tiny_model
     meta = ckpt.load_checkpoint(run / "checkpoint.npz")
     assert meta.meta["epoch"] == 1 and meta.meta["step"] == 4
     assert all(np.isfinite(w).all() for w in meta.model.values())
+
+
+def test_time_limit_stops_mid_epoch_and_time_schedule_lowers_lr(tiny_config, tiny_model, quiet):
+    h = fit(tiny_config(epochs=5, time_limit=1e-4, schedule="time", lr=0.01), model=tiny_model(), log=quiet)
+    assert h.status == "completed" and len(h.epochs) == 1
+    assert h.epochs[0]["step"] == 1                      # stopped after the first SGD step
+    from tinyalex.train import load_checkpoint
+    meta = load_checkpoint(h.run_dir / "checkpoint.npz").meta
+    assert meta["optimizer"]["lr"] == pytest.approx(0.001)    # 60% of the budget had passed
+
+
+def test_time_schedule_without_time_limit_is_refused(tiny_config, tiny_model, quiet):
+    with pytest.raises(ValueError, match="--time-limit"):
+        fit(tiny_config(schedule="time"), model=tiny_model(), log=quiet)

@@ -152,11 +152,15 @@ def register_cli(subparsers):
     g.add_argument("--momentum", type=_fraction, default=d.momentum, help="momentum of the velocity")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="weight decay in the update")
     g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
-                   help="plateau: lr/10 when validation error stops improving (the paper); step: every --step-epochs")
+                   help="plateau: lr/10 when validation error stops improving (the paper); step: at --step-epochs; "
+                        "time: at 60%% and 85%% of --time-limit")
     g.add_argument("--patience", type=_positive_int, default=d.patience, help="plateau: epochs without improvement")
     g.add_argument("--max-reductions", type=int, default=d.max_reductions, help="at most this many lr reductions")
     g.add_argument("--step-epochs", type=_step_epochs, default=d.step_epochs,
                    help="step: reduce every N epochs (5), or after the listed epochs (6,9)")
+    g.add_argument("--time-limit", type=_positive_float, default=None, metavar="MINUTES",
+                   help="stop training after this many minutes of wall clock (validation included), "
+                        "even mid-epoch; with --schedule time the lr drops at 60%% and 85%% of it")
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend, help="array backend")
     g.add_argument("--devices", type=_devices, default=d.devices, help="device, or two devices for the two towers: 0,1")

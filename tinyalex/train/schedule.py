@@ -130,11 +130,59 @@ class StepSchedule:
         return f"StepSchedule(step_epochs={self.step_epochs}, factor={self.factor}, max_reductions={self.max_reductions})"
 
 
-SCHEDULES = ("plateau", "step", "none")
+class TimeSchedule:
+    """Multiply the learning rate by ``factor`` when given fractions of a time budget have passed.
+
+    For runs limited by wall-clock time (``--time-limit``) rather than by
+    epochs: with ``fractions=(0.6, 0.85)`` the rate drops after 60% and 85%
+    of ``limit_seconds``. Checked after every SGD step with
+    :meth:`step_time`. (Not in the paper; it makes "the best net in 30
+    minutes" a well-defined run whatever the machine's load. Time-based
+    decisions are not reproducible bit for bit.)
+    """
+
+    def __init__(self, limit_seconds, fractions=(0.6, 0.85), factor=0.1):
+        if not limit_seconds or limit_seconds <= 0:
+            raise ValueError("TimeSchedule: needs a time limit > 0 (--time-limit MINUTES)")
+        fractions = sorted(float(f) for f in fractions)
+        if any(not 0 < f < 1 for f in fractions):
+            raise ValueError(f"TimeSchedule: fractions must be in (0, 1), got {fractions}")
+        self.limit_seconds, self.fractions, self.factor = float(limit_seconds), fractions, float(factor)
+        self.reductions = 0
+
+    def step_time(self, elapsed_seconds, optimizer):
+        """Reduce lr if the next fraction of the budget has passed; True if it did."""
+        if self.reductions < len(self.fractions) and \
+                elapsed_seconds >= self.fractions[self.reductions] * self.limit_seconds:
+            optimizer.lr = optimizer.lr * self.factor
+            self.reductions += 1
+            return True
+        return False
+
+    def step(self, epoch, val_error, optimizer):
+        return False          # decisions are made per step, by time
+
+    def state_dict(self):
+        return {"kind": "time", "limit_seconds": self.limit_seconds, "fractions": self.fractions,
+                "factor": self.factor, "reductions": self.reductions}
+
+    def load_state_dict(self, state):
+        self.__init__(state["limit_seconds"], state["fractions"], state["factor"])
+        self.reductions = int(state["reductions"])
+        return self
+
+    def __repr__(self):
+        return f"TimeSchedule(limit_seconds={self.limit_seconds}, fractions={self.fractions}, factor={self.factor})"
 
 
-def make_schedule(kind, patience=2, max_reductions=3, step_epochs=10, factor=0.1, threshold=1e-3):
-    """Build a schedule by name: 'plateau' (the paper), 'step', or 'none' (constant lr)."""
+SCHEDULES = ("plateau", "step", "time", "none")
+
+
+def make_schedule(kind, patience=2, max_reductions=3, step_epochs=10, factor=0.1, threshold=1e-3,
+                  time_limit_seconds=None):
+    """Build a schedule by name: 'plateau' (the paper), 'step', 'time' (needs a time limit), 'none'."""
+    if kind == "time":
+        return TimeSchedule(time_limit_seconds, factor=factor)
     if kind == "plateau":
         return ReduceOnPlateau(factor, patience, max_reductions, threshold)
     if kind == "step":

@@ -57,7 +57,7 @@ from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
-                  "val_top5", "epoch_time", "images_per_s", "elapsed")
+                  "val_top5", "epoch_time", "images_per_s", "elapsed", "wall_time")
 """Columns of metrics.csv (and keys of every metrics.jsonl row), in order."""
 
 CHECKPOINT, BEST, FINAL = "checkpoint.npz", "best.npz", "model.npz"
@@ -112,6 +112,7 @@ class TrainConfig:
     patience: int = 2                    # plateau: epochs without improvement before lr / 10
     max_reductions: int = 3              # at most this many reductions (3 in the paper)
     step_epochs: int | list = 5          # step: reduce every N epochs, or after the listed epochs [6, 9]
+    time_limit: float | None = None      # minutes of training (wall clock incl. validation); stops mid-epoch
     # -- runtime ---------------------------------------------------------------------
     backend: str = "numpy"               # numpy | cupy | standin
     devices: list = field(default_factory=lambda: [0])
@@ -151,6 +152,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1 (or None for all), got {v}")
         if not self.devices or any(int(d) < 0 for d in self.devices):
             raise ValueError(f"devices must be a non-empty list of device numbers >= 0, got {self.devices}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be > 0 minutes, got {self.time_limit}")
+        if self.schedule == "time" and self.time_limit is None:
+            raise ValueError("schedule 'time' divides the learning rate at 60% and 85% of --time-limit: "
+                             "give --time-limit MINUTES")
         if self.schedule == "plateau" and self.val_fraction == 0:
             raise ValueError("schedule 'plateau' needs a validation set: set val_fraction > 0 "
                              "(--val-fraction) or use --schedule step|none")
@@ -568,10 +574,12 @@ class Trainer:
                                  transform=self.pipeline.train_transform)
         self.optimizer = SGD(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.schedule = make_schedule(cfg.schedule, patience=cfg.patience, max_reductions=cfg.max_reductions,
-                                      step_epochs=cfg.step_epochs)
+                                      step_epochs=cfg.step_epochs,
+                                      time_limit_seconds=60 * cfg.time_limit if cfg.time_limit else None)
         self.history = History(self.run_dir)
         self.step = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0            # seconds spent in training steps (sum of epoch_time)
+        self.wall_time = 0.0          # seconds of wall clock of the run, validation included (over resumes)
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         if ck is not None:
             self._restore(ck)
@@ -601,6 +609,7 @@ class Trainer:
             best_val_top1=self.history.best_val_top1,
             partial_epoch=self.partial,
             elapsed=self.elapsed,
+            wall_time=self._wall() if hasattr(self, "_wall_start") else self.wall_time,
             rng={"seed": self.cfg.seed, "derived_from": "(seed, epoch, batch)"},
         )
         return save_checkpoint(self.run_dir / CHECKPOINT, meta, model=self.model.state_dict(),
@@ -617,6 +626,7 @@ class Trainer:
         self.history.best_epoch, self.history.best_val_top1 = m.get("best_epoch"), m.get("best_val_top1")
         self.partial = dict(m["partial_epoch"])
         self.step, self.elapsed = int(m["step"]), float(m.get("elapsed", 0.0))
+        self.wall_time = float(m.get("wall_time", 0.0))
         if list(m["classes"]) != self.classes:
             raise ValueError(f"the checkpoint's classes {m['classes']} differ from the dataset's {self.classes}")
 
@@ -667,11 +677,17 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{100 * p['correct'] / p['seen']:.1f}%",
                             img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}", refresh=False)
+            wall = self._wall()
+            if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
+                self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
             if self.on_step is not None:
                 self.on_step(self)
             if stop.requested:
                 bar.close()
                 raise KeyboardInterrupt
+            if cfg.time_limit is not None and wall >= 60 * cfg.time_limit:
+                self.time_up = True
+                break
         bar.close()
         return epoch
 
@@ -686,7 +702,8 @@ class Trainer:
                           progress=self._progress, desc="validation")
             row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
         self.elapsed += p["time"]
-        row.update(epoch_time=p["time"], images_per_s=p["seen"] / max(p["time"], 1e-9), elapsed=self.elapsed)
+        row.update(epoch_time=p["time"], images_per_s=p["seen"] / max(p["time"], 1e-9), elapsed=self.elapsed,
+                   wall_time=self._wall())
         self.history.epochs.append(row)
         err = 1.0 - (row["val_top1"] if row["val_top1"] is not None else row["train_top1"])
         reduced = self.schedule.step(epoch, err, self.optimizer)
@@ -706,6 +723,10 @@ class Trainer:
         self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} top-1 "
                  f"{100 * row['train_top1']:.2f}% | {val} | lr {lr_used:g} | {row['epoch_time']:.1f}s "
                  f"{row['images_per_s']:.0f} img/s" + (f" | lr -> {self.optimizer.lr:g}" if reduced else ""))
+
+    def _wall(self):
+        """Wall-clock seconds of training so far (this session plus earlier ones)."""
+        return self._wall_before + time.perf_counter() - self._wall_start
 
     def _plot(self):
         from ..viz import plot_curves
@@ -728,6 +749,8 @@ class Trainer:
         """Train until cfg.epochs, then evaluate on the test set. Returns a History."""
         cfg = self.cfg
         self.on_step = on_step
+        self.time_up = False
+        self._wall_start, self._wall_before = time.perf_counter(), self.wall_time
         self._progress = bool(cfg.progress) and sys.stderr.isatty()
         self.eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -741,7 +764,7 @@ class Trainer:
                      f"{self.model.num_parameters():,} parameters -> {self.run_dir}")
         with _StopOnSigint() as stop:
             try:
-                while self.loader.epoch < cfg.epochs:
+                while self.loader.epoch < cfg.epochs and not self.time_up:
                     epoch = self._train_epoch(stop)
                     self._finish_epoch(epoch)
                     if stop.requested:
@@ -758,6 +781,9 @@ class Trainer:
             except NonFiniteLossError:
                 self.history.status = "diverged"
                 raise
+        if self.time_up:
+            self.log(f"time limit of {cfg.time_limit:g} min reached after {self._wall() / 60:.1f} min "
+                     f"(epoch {self.history.epochs[-1]['epoch']}, step {self.step})")
         save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
         if test and self.test_set is not None:
             self.history.test = self.test(write=True)
