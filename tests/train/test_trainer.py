@@ -98,3 +98,14 @@ def test_time_limit_stops_mid_epoch_and_time_schedule_lowers_lr(tiny_config, tin
 def test_time_schedule_without_time_limit_is_refused(tiny_config, tiny_model, quiet):
     with pytest.raises(ValueError, match="--time-limit"):
         fit(tiny_config(schedule="time"), model=tiny_model(), log=quiet)
+
+
+def test_trains_two_towers_on_two_standin_devices(tiny_config, quiet):
+    """Batches, labels, velocities all stay on the model's devices: any implicit transfer would raise."""
+    from tinyalex import backend
+
+    cfg = tiny_config(epochs=1, model="alexnet-small", width=0.125, backend="standin", devices=[0, 1],
+                      limit_train=64, limit_test=32, val_fraction=0.25)
+    h = fit(cfg, log=quiet)
+    assert h.status == "completed" and np.isfinite(h.epochs[0]["train_loss"])
+    assert backend.get_backend() == "standin"
