@@ -173,3 +173,11 @@ def test_grade_reads_a_student_notebook(tmp_path):
     generate.generate(tmp_path, with_solutions=True)
     rows = generate.grade([tmp_path / "solutions.ipynb"], verbose=False)
     assert rows[0][1] == rows[0][2] == len(CHECKS)
+
+
+def test_check_catches_pytorch_style_momentum():
+    def torch_style(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
+        v = momentum * v + dw + weight_decay * w        # torch.optim.SGD keeps v in gradient units
+        return w - lr * v, v
+    result = checks.check_sgd_momentum_update(_patched(sgd_momentum_update=torch_style), verbose=False)
+    assert not result.passed

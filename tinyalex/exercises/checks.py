@@ -392,7 +392,7 @@ def reference_sgd(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
 @_register("sgd_momentum_update", "v = momentum * v - weight_decay * lr * w - lr * dw, then w = w + v (the NEW v); "
            "return new arrays and leave the arguments unchanged.")
 def _sgd(impl, measure):
-    """Known answer of one step, three steps on random arrays, and untouched inputs."""
+    """Known answer of one step, three steps on random arrays, untouched inputs, tinyalex.train.SGD."""
     step = _fn(impl, "sgd_momentum_update")
     w, v = step(np.array([1.0]), np.array([0.5]), np.array([0.1]), 0.1)
     measure("known answer: v = 0.09 - 0.00005 - 0.05 = 0.03995", v, np.array([0.03995]))
@@ -412,6 +412,19 @@ def _sgd(impl, measure):
                 raise Mismatch(f"sgd_momentum_update modified its argument {name}; return new arrays instead")
     measure("w after 3 steps vs the paper's rule", w, rw)
     measure("v after 3 steps vs the paper's rule", v, rv)
+    # and against tinyalex's optimizer, with a learning rate divided by 10 after two steps
+    from ..train.sgd import SGD
+
+    w0 = rng.standard_normal((2, 3))
+    opt = SGD([("w", w0.copy())], lr=0.1, momentum=0.9, weight_decay=5e-4)
+    w, v = w0.copy(), np.zeros_like(w0)
+    for t in range(4):
+        lr = 0.1 if t < 2 else 0.01
+        dw = rng.standard_normal(w0.shape)
+        opt.lr = lr
+        opt.step({"w": dw})
+        w, v = step(w, dw, v, lr, 0.9, 5e-4)
+    measure("w after 4 steps (lr 0.1, then 0.01) vs tinyalex.train.SGD", w, dict(opt.named_parameters())["w"])
 
 
 # ---------------------------------------------------------------------------
