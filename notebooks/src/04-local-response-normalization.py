@@ -125,8 +125,15 @@ for conv_name in ("paper", "caffe"):
 
 # %%
 class LRNWithoutCrossTerm(LRN):
+    """LRN with a wrong backward pass: only the direct term dout * s^-beta."""
+
+    def forward(self, x):
+        self.x_in = x
+        return super().forward(x)
+
     def backward(self, dout):
-        return dout * self.s_pow
+        s = self.k + self.alpha_eff * window_sum(self.x_in * self.x_in, self.size)
+        return dout * s ** -self.beta
 
 
 print("forgotten cross term, alpha=0.5:", f"{gradcheck(LRNWithoutCrossTerm(alpha=0.5, dtype=np.float64), rng.standard_normal((2, 7, 3, 3))).max_error:.2f}")
