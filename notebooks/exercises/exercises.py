@@ -153,12 +153,13 @@ def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 # $$ \frac{\partial L}{\partial a^j} = \frac{\partial L}{\partial b^j} (s^j)^{-\beta}
 #    - 2 \alpha \beta\, a^j \sum_{i:\; j \in \text{window}(i)} \frac{\partial L}{\partial b^i}\, \frac{b^i}{s^i}. $$
 #
-# The window is symmetric ($j$ in window($i$) iff $i$ in window($j$)) for odd $n$,
-# so the last sum is again a window sum.
+# For odd $n$ (the paper's 5) the window is symmetric ($j$ in window($i$) iff $i$
+# in window($j$)), so the last sum is again a window sum. (For even $n$ it is
+# the mirrored window; the checks use odd sizes, see docs/math.md.)
 
 # %%
 def lrn_backward(dout, cache):
-    """dL/dx of LRN from dout = dL/dout (N, C, H, W). Returns dx.
+    """dL/dx of LRN from dout = dL/dout (N, C, H, W), for an odd window size. Returns dx.
 
     Hint: the second term is ``2 * alpha * beta * x * window_sum(dout * out / s, size)``.
     """
