@@ -21,6 +21,7 @@ notebooks/exercises/ is tested to be up to date.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import io
@@ -215,19 +216,20 @@ def register_cli(subparsers):
         "exercises", help="classroom exercises: generate student versions, grade them",
         description="Generate the student exercise module and notebook from the solution source, "
                     "or run every automatic check on students' files and print their scores.")
-    sub = p.add_subparsers(dest="exercises_command", metavar="ACTION")
+    sub = p.add_subparsers(dest="exercises_command", metavar="{generate,grade}")
     sub.required = True
     g = sub.add_parser("generate", help="write exercises.py and exercises.ipynb for students",
                        description="Write the student versions (solutions replaced by NotImplementedError).",
                        formatter_class=p.formatter_class)
-    g.add_argument("--out", required=True, help="output directory (created if missing)")
+    g.add_argument("--out", required=True, default=argparse.SUPPRESS, help="output directory (created if missing)")
     g.add_argument("--with-solutions", action="store_true", help="also write solutions.ipynb (teachers only)")
     g.set_defaults(func=_cli_generate)
     r = sub.add_parser("grade", help="run every check on students' files and print the scores",
                        description="Run every exercise check on each student's exercises.py (or .ipynb).",
                        formatter_class=p.formatter_class)
     r.add_argument("files", nargs="+", help="students' exercises.py or exercises.ipynb files")
-    r.add_argument("--csv", default=None, help="also write a score table (one row per file) to this CSV file")
+    r.add_argument("--csv", default=None,
+                   help="also write a score table (one row per file) to this CSV file (default: none)")
     r.add_argument("--quiet", action="store_true", help="print only the score line of each file")
     r.set_defaults(func=_cli_grade)
 
