@@ -53,9 +53,9 @@ for ax in axes:
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# How often does it happen? Pre-activations of a layer with the paper's
-# weight scale spread widely. The fraction of units whose tanh derivative is
-# below 0.1 is the fraction that barely learn:
+# How often does it happen? It depends on how widely the pre-activations
+# spread. For Gaussian pre-activations of a few scales, the fraction of units
+# whose tanh derivative is below 0.1 (units that barely learn):
 
 # %%
 for scale in [0.5, 1, 2, 4]:

@@ -49,8 +49,8 @@ for mode in ("inverted", "paper"):
 # ## Same expectation
 #
 # Averaged over many masks, the training output equals the evaluation output
-# (in both forms). Here, the mean over 2,000 draws of each unit's output for an
-# input of ones:
+# (in both forms). Here, the mean over many draws (2,000; 500 in fast mode) of
+# each unit's output for an input of ones:
 
 # %%
 draws = 500 if FAST else 2000

@@ -98,8 +98,8 @@ print(f"test: top-1 {history.test['top1']:.1%}, top-5 {history.test['top5']:.1%}
 # ## The confusion matrix
 #
 # Row = true class, column = predicted class (normalized per row). On
-# Fashion-MNIST the confusions are the ones a person would make: shirt vs
-# T-shirt, pullover vs coat.
+# Fashion-MNIST, look for the confusions a person would make too: shirt vs
+# T-shirt/top, pullover vs coat. (In fast mode the net has barely trained.)
 
 # %%
 model, pipeline, classes, meta = load_trained(RUN_DIR)
