@@ -11,6 +11,14 @@ from layer_cases import CASES
 from tinyalex import backend
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers import Dropout, Layer, Linear, ReLU
+from tinyalex.layers.fast import use_impl
+
+
+@pytest.fixture(params=["fast", "reference"])
+def impl(request):
+    """The fast paths (default) and the plain reference implementations."""
+    with use_impl(request.param):
+        yield request.param
 
 
 @pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
@@ -41,7 +49,7 @@ def _assert_placed(place, arr):
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
-def test_layer_gradients_match_numerical_on_every_backend(case, place):
+def test_layer_gradients_match_numerical_on_every_backend(case, place, impl):
     layer = case.build(np.float64)
     args = _on(place, layer, case.inputs(np.float64))
     res = gradcheck(layer, *args, max_entries=100)    # full checks run in tests/layers
@@ -49,7 +57,7 @@ def test_layer_gradients_match_numerical_on_every_backend(case, place):
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
-def test_layer_forward_backward_stay_on_the_device_in_float32(case, place):
+def test_layer_forward_backward_stay_on_the_device_in_float32(case, place, impl):
     host_layer = case.build(np.float32)
     host_args = case.inputs(np.float32)
     with backend.use_backend("numpy"):

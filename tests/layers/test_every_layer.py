@@ -1,6 +1,8 @@
-"""Properties every layer must have: float32 works and stays float32, and backward never writes into dout.
+"""Properties every layer must have: right gradients, float32 works and stays float32, backward never
+writes into dout, bad dout and early backward are refused clearly.
 
-The layers come from tests/layer_cases.py (one small instance of each).
+The layers come from tests/layer_cases.py (one small instance of each). Each test runs twice: with the
+fast paths (the default, layers/fast.py) and with the plain reference implementations.
 """
 import re
 
@@ -8,6 +10,15 @@ import numpy as np
 import pytest
 
 from layer_cases import CASES
+from tinyalex.gradcheck import gradcheck
+from tinyalex.layers.fast import use_impl
+
+
+@pytest.fixture(autouse=True, params=["fast", "reference"])
+def impl(request):
+    """Every property holds for both implementations (layers/fast.py and the plain reference)."""
+    with use_impl(request.param):
+        yield request.param
 
 
 def _forward(layer, args):
@@ -16,6 +27,12 @@ def _forward(layer, args):
 
 def _dout_like(out, rng):
     return rng.standard_normal(out.shape).astype(out.dtype) if out.ndim else np.asarray(1.0, dtype=out.dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_gradients_match_numerical_in_float64(case):
+    res = gradcheck(case.build(np.float64), *case.inputs(np.float64))
+    assert res.passed(1e-6), f"{case.name}:\n{res}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
