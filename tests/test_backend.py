@@ -257,3 +257,10 @@ def test_xp_for_backend_names_the_module():
 
 def test_synchronize_is_a_no_op_off_the_gpu():
     assert backend.synchronize() is None
+
+
+def test_tinyalex_backend_cupy_without_cupy_explains_at_first_use(monkeypatch):
+    _reinit(monkeypatch, "cupy")
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(BackendError, match=r"pip install cupy-cuda12x.*TINYALEX_BACKEND=numpy"):
+        backend.zeros(3)
