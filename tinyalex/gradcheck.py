@@ -18,6 +18,7 @@ are swamped by round-off.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy
@@ -106,7 +107,15 @@ def gradcheck(layer, x, *extra, dout=None, h=1e-5, seed=0, max_entries=None, par
     The layer should be float64; its state (mode, dropout mask) must make
     forward deterministic.
     """
+    low = sorted({str(t.dtype) for t in [x, *layer.parameters()] if t.dtype != numpy.float64})
+    if low:
+        warnings.warn(
+            f"gradcheck of {layer}: tensors of dtype {', '.join(low)}; central differences with "
+            f"h={h} drown in their round-off, so the errors will look large even for a right backward. "
+            "Build the layer and its input in float64 (dtype=np.float64, x.astype(np.float64)).",
+            RuntimeWarning, stacklevel=2)
     rng = numpy.random.default_rng(seed)
+
     def run():
         return layer.forward(x, *extra)
 

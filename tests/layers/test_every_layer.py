@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from layer_cases import CASES
+from tinyalex import layers as L
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers.fast import use_impl
 
@@ -120,3 +121,9 @@ def test_dout_of_another_dtype_raises(case):
     out = _forward(layer, case.inputs(np.float64))
     with pytest.raises(TypeError, match=r"dout dtype float32 does not match the layer's float64"):
         layer.backward(np.ones(out.shape, np.float32))
+
+
+def test_gradcheck_warns_that_float32_is_too_coarse():
+    layer = L.Linear(3, 2)                                     # float32
+    with pytest.warns(RuntimeWarning, match=r"dtype float32.*float64"):
+        gradcheck(layer, np.ones((2, 3), np.float32))
