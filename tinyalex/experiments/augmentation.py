@@ -24,7 +24,7 @@ TITLE = "Data augmentation: crops, flips, PCA colour; 10-crop testing (section 4
 PAPER = ("Without crops and flips the net overfits substantially; PCA colour augmentation cut "
          "top-1 error by over 1%; averaging the 10 test patches (vs. one) is part of the reported "
          "results (the paper gives no separate number for it).")
-FULL = Settings(dataset="cifar10", epochs=5)
+FULL = Settings(dataset="cifar10", epochs=4)
 QUICK = quick_settings(extra={"image_shape": (3, 32, 32)})
 
 
