@@ -90,7 +90,8 @@ def summary(model) -> str:
 
     placement = (f"two towers on devices {model.devices} ({model.backend})" if model.split
                  else f"one device, grouped convolutions ({one_dev})")
-    lrn = next((s for s in model.named_layers() if type(s[1]).__name__ == "GroupLRN"), None)
+    from .alexnet import GroupLRN
+    lrn = next((s for s in model.named_layers() if isinstance(s[1], GroupLRN)), None)
     out = [f"AlexNet {model.arch!r}: input {_shape(model.input_shape)}, {model.num_classes} classes, "
            f"{model.dtype.name}, {placement}", line, fmt(head), line]
     out += [fmt(r) for r in rows]
