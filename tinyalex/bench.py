@@ -173,36 +173,39 @@ def _sequence(model):
 
 
 def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0):
-    """tinyalex's AlexNet: the model from tinyalex.models when it exists, else the same net as a Sequential."""
-    if model == "alexnet":
-        try:
-            from .models import build_model  # type: ignore
+    """tinyalex's AlexNet (tinyalex.models.AlexNet, one device, grouped convs) with the bench's numbers."""
+    from .models import AlexNet
 
-            return build_model("alexnet", dtype=dtype, seed=seed)
-        except (ImportError, AttributeError, TypeError):
-            pass
-    from . import layers as L
-
-    rng = numpy.random.default_rng(seed)
-    items = []
-    for name, kind, a in _sequence(model):
-        if kind == "relu":
-            items.append((name, L.ReLU(dtype=dtype)))
-        elif kind == "dropout":
-            items.append((name, L.Dropout(0.5, seed=seed, dtype=dtype)))
-        elif kind == "flatten":
-            items.append((name, L.Flatten(dtype=dtype)))
-        else:
-            items.append((name, _tinyalex_layer(kind, a, dtype, rng)))
-    return L.Sequential(*items, dtype=dtype)
+    m = MODELS[model]
+    return AlexNet(num_classes=m["classes"], input_shape=m["input"], channels=m["channels"], fc_sizes=m["fc"],
+                   init="paper", seed=seed, dtype=dtype)
 
 
-def build_torch_net(model="alexnet"):
+def _torch_group_lrn(groups):
+    """torch's LRN within each of ``groups`` channel groups (tinyalex's default: each tower its own maps)."""
+    import torch.nn as tnn
+
+    class GroupLRN(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lrn = _torch_layer("lrn", {})
+
+        def forward(self, x):
+            N, C, H, W = x.shape
+            return self.lrn(x.reshape(N * groups, C // groups, H, W)).reshape(N, C, H, W)
+
+    return GroupLRN()
+
+
+def build_torch_net(model="alexnet", lrn_groups=2):
+    """The same network in torch: grouped convs, the paper's LRN (within towers by default), 3/2 pools, dropout."""
     import torch.nn as tnn
 
     items = OrderedDict()
     for name, kind, a in _sequence(model):
-        if kind == "relu":
+        if kind == "lrn":
+            items[name] = _torch_group_lrn(lrn_groups) if lrn_groups > 1 else _torch_layer("lrn", a)
+        elif kind == "relu":
             items[name] = tnn.ReLU(inplace=True)
         elif kind == "dropout":
             items[name] = tnn.Dropout(0.5)
@@ -223,49 +226,14 @@ def _no_input_grad(net):
             return
 
 
-class _TinyalexSGD:
-    """The paper's update (section 5), used only if tinyalex.train.sgd is not there:
-    v <- 0.9 v - 0.0005 lr w - lr dw;  w <- w + v (in place)."""
-
-    def __init__(self, net, lr=0.01, momentum=0.9, weight_decay=5e-4):
-        self.net, self.lr, self.mu, self.wd = net, lr, momentum, weight_decay
-        self.v = {}
-
-    def step(self):
-        for lname, layer in self.net.named_layers():
-            for k, w in layer.params.items():
-                g = layer.grads[k]
-                v = self.v.get((lname, k))
-                if v is None:
-                    v = self.v[(lname, k)] = B.get_array_module(w).zeros_like(w)
-                dt = w.dtype.type
-                v *= dt(self.mu)
-                v -= dt(self.wd * self.lr) * w
-                v -= dt(self.lr) * g
-                w += v
-
-
-def _make_sgd(net):
-    try:
-        from .train.sgd import SGD  # type: ignore
-    except ImportError:
-        return _TinyalexSGD(net)
-    for kwargs in (dict(lr=0.01, momentum=0.9, weight_decay=5e-4),):
-        try:
-            return SGD(net, **kwargs)
-        except TypeError:
-            pass
-    return _TinyalexSGD(net)
-
-
 def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0):
     """A closure running one training step on fixed random data; returns (step, net).
 
     The loss stays on the device (no host read inside the step)."""
     from .layers import SoftmaxCrossEntropy
+    from .train.sgd import SGD
 
     net = build_tinyalex_net(model, dtype, seed)
-    net.to(B.current_device())
     _no_input_grad(net)
     net.train()
     m = MODELS[model]
@@ -273,7 +241,7 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0):
     x = B.asarray(rng.standard_normal((batch,) + m["input"]).astype(dtype))
     y = B.asarray(rng.integers(0, m["classes"], batch))
     lossf = SoftmaxCrossEntropy(dtype=dtype)
-    opt = _make_sgd(net)
+    opt = SGD(net, lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
         logits = net.forward(x)
@@ -395,8 +363,8 @@ def _import_torch():
     try:
         import torch
     except ImportError as exc:
-        raise SystemExit(
-            f"bench: --compare torch needs PyTorch, which is not installed ({exc}). "
+        raise ValueError(
+            f"--compare torch needs PyTorch, which is not installed ({exc}). "
             "Install it with `pip install torch` (it is optional: tinyalex never needs it), "
             "or leave out --compare.") from None
     return torch
@@ -413,10 +381,8 @@ def _status_kb(field):
     raise KeyError(field)
 
 
-def _memory_probe(framework, model, batch, backend, import_torch):
+def _memory_probe(framework, model, batch, backend, import_torch, impl="fast"):
     """Run in a fresh process: print JSON with the step's peak memory (see the module docstring)."""
-    import resource
-
     if import_torch:
         import torch  # noqa: F401  (same libraries loaded in both probes)
         torch.set_num_threads(_blas_threads())
@@ -424,8 +390,19 @@ def _memory_probe(framework, model, batch, backend, import_torch):
     if framework == "torch":
         step, _ = make_torch_step(model, batch)
     else:
+        from .layers.fast import use_impl
+
         B.set_backend(backend)
-        step, _ = make_tinyalex_step(model, batch)
+        with use_impl(impl):
+            step, _ = make_tinyalex_step(model, batch)
+            _memory_probe_steps(step, framework, backend, base_kb)
+        return
+    _memory_probe_steps(step, framework, backend, base_kb)
+
+
+def _memory_probe_steps(step, framework, backend, base_kb):
+    import resource
+
     step()
     B.synchronize()
     method = "VmHWM after clear_refs"
@@ -451,9 +428,9 @@ def _memory_probe(framework, model, batch, backend, import_torch):
     print("MEMORY " + json.dumps(out))
 
 
-def measure_peak_memory(framework, model, batch, backend="numpy", import_torch=False):
+def measure_peak_memory(framework, model, batch, backend="numpy", import_torch=False, impl="fast"):
     code = (f"from tinyalex.bench import _memory_probe; "
-            f"_memory_probe({framework!r}, {model!r}, {batch}, {backend!r}, {import_torch})")
+            f"_memory_probe({framework!r}, {model!r}, {batch}, {backend!r}, {import_torch}, {impl!r})")
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -497,8 +474,19 @@ def parse_layers(text, model="alexnet"):
 
 
 def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
-              dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, log=print):
+              dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", log=print):
     """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
+    from .layers.fast import IMPLS, use_impl
+
+    if impl not in IMPLS:
+        raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    with use_impl(impl):
+        return _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory,
+                          gemm_n, impl, log)
+
+
+def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory, gemm_n,
+               impl, log):
     if model not in MODELS:
         raise ValueError(f"--model: unknown model {model!r}; valid: {', '.join(MODELS)}")
     if batch < 1:
@@ -520,13 +508,13 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
         torch.set_num_threads(threads)
     res = OrderedDict()
     res["config"] = dict(model=model, batch_size=batch, layers=names, repeats=repeats, warmup=warmup,
-                         backend=backend, devices=list(devices), dtype=dtype, compare=compare)
+                         backend=backend, devices=list(devices), dtype=dtype, compare=compare, impl=impl)
     res["machine"] = _machine()
     res["blas"] = blas_info()
     res["threads"] = dict(numpy_blas=threads, torch=torch.get_num_threads() if torch is not None else None)
     if torch is not None:
         res["machine"]["torch"] = torch.__version__
-    log(f"tinyalex bench: {model}, batch {batch}, {dtype}, backend {backend}, "
+    log(f"tinyalex bench: {model}, batch {batch}, {dtype}, backend {backend}, {impl} layers, "
         f"BLAS threads {threads}" + (f", torch threads {torch.get_num_threads()}" if torch is not None else ""))
     for info in res["blas"]:
         log("  BLAS: " + ", ".join(f"{k}={v}" for k, v in info.items()))
@@ -576,7 +564,7 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
                 f"ratio tinyalex/torch {t / tt:.2f}")
         res["step"] = s
     if memory and backend == "numpy":
-        mem = OrderedDict(tinyalex=measure_peak_memory("tinyalex", model, batch, backend, torch is not None))
+        mem = OrderedDict(tinyalex=measure_peak_memory("tinyalex", model, batch, backend, torch is not None, impl))
         log(f"memory  tinyalex step peak {mem['tinyalex']['peak_bytes'] / 2 ** 20:.0f} MiB "
             f"({mem['tinyalex']['method']}; tracemalloc peak of the step's new allocations "
             f"{mem['tinyalex'].get('tracemalloc_step_peak_bytes', 0) / 2 ** 20:.0f} MiB)")
@@ -615,6 +603,8 @@ def register_cli(subparsers):
     p.add_argument("--json", default=None, metavar="PATH", help="write the results to this JSON file")
     p.add_argument("--no-step", action="store_true", help="skip the whole training step")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--impl", default="fast", choices=["fast", "reference"],
+                   help="tinyalex layer implementations: the fast paths or the plain reference versions")
     p.add_argument("--quick", action="store_true",
                    help="1 repeat, no warm-up, a 512^3 GEMM: a smoke test, not a measurement")
     p.set_defaults(func=_cli_main)
@@ -626,7 +616,8 @@ def _cli_main(args):
         repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
-                        compare=args.compare, step=not args.no_step, memory=not args.no_memory, gemm_n=n)
+                        compare=args.compare, step=not args.no_step, memory=not args.no_memory, gemm_n=n,
+                        impl=args.impl)
     except (ValueError, B.BackendError) as exc:
         print(f"tinyalex bench: error: {exc}", file=sys.stderr)
         return 2

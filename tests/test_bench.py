@@ -1,0 +1,127 @@
+"""`tinyalex bench`: runs at a tiny size, reports what it promises, refuses bad input clearly."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from tinyalex import backend as B
+from tinyalex import bench
+from tinyalex.cli import main
+
+TINY = ["bench", "--model", "tiny", "--batch-size", "2", "--quick"]
+
+
+def test_bench_tiny_writes_json_with_every_section(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(TINY + ["--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) >= {"config", "machine", "blas", "threads", "gemm", "layers", "step", "memory"}
+    assert list(res["layers"]) == bench.layer_names("tiny")
+    for row in res["layers"].values():
+        assert row["forward_s"] > 0 and row["forward_backward_s"] > 0
+    step = res["step"]
+    assert step["images_per_s"] == pytest.approx(2 / step["time_s"])
+    assert step["multiple_of_floor"] == pytest.approx(step["time_s"] / step["floor_s"])
+    assert res["gemm"]["flops_per_s"] > 0
+    assert res["memory"]["tinyalex"]["peak_bytes"] > 0
+    assert res["threads"]["numpy_blas"] >= 1
+    printed = capsys.readouterr().out
+    assert "conv1" in printed and "images/s" in printed and "GEMM rate" in printed
+
+
+def test_bench_layers_option_times_only_the_named_layers():
+    res = bench.run_bench(model="tiny", batch=2, layers="conv2,lrn1", repeats=1, warmup=0, step=False,
+                          memory=False, gemm_n=64, log=lambda *_: None)
+    assert list(res["layers"]) == ["conv2", "lrn1"]
+    assert "step" not in res
+
+
+def test_bench_reference_impl_runs_too():
+    res = bench.run_bench(model="tiny", batch=2, layers="pool1", repeats=1, warmup=0, step=False,
+                          memory=False, gemm_n=64, impl="reference", log=lambda *_: None)
+    assert res["config"]["impl"] == "reference"
+
+
+def test_unknown_layer_name_lists_the_valid_ones(capsys):
+    assert main(TINY + ["--layers", "conv1,conv9", "--no-step", "--no-memory"]) == 2
+    err = capsys.readouterr().err
+    assert "--layers" in err and "conv9" in err and "conv1, lrn1, pool1" in err
+
+
+def test_batch_size_zero_is_refused_naming_the_option(capsys):
+    assert main(["bench", "--model", "tiny", "--batch-size", "0"]) == 2
+    assert "--batch-size" in capsys.readouterr().err
+
+
+def test_bad_devices_list_is_refused(capsys):
+    assert main(TINY + ["--devices", "0,x"]) == 2
+    assert "--devices" in capsys.readouterr().err
+
+
+def test_compare_torch_without_torch_gives_the_install_hint(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)      # makes `import torch` fail
+    assert main(TINY + ["--compare", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install torch" in err and "optional" in err
+
+
+def test_cupy_backend_without_cupy_gives_the_backends_error(capsys):
+    try:
+        B.set_backend("cupy")
+        pytest.skip("CuPy and a GPU are present")
+    except B.BackendError:
+        pass
+    finally:
+        B.set_backend("numpy")
+    assert main(TINY + ["--backend", "cupy"]) == 2
+    assert "cupy" in capsys.readouterr().err.lower()
+
+
+def test_compare_torch_reports_a_ratio_per_row_and_for_the_step():
+    pytest.importorskip("torch")
+    res = bench.run_bench(model="tiny", batch=2, layers="lrn1,fc8", repeats=1, warmup=0,
+                          compare="torch", memory=False, gemm_n=64, log=lambda *_: None)
+    for row in res["layers"].values():
+        assert row["ratio_forward_backward"] == pytest.approx(row["forward_backward_s"] / row["torch_forward_backward_s"])
+    assert res["step"]["ratio"] == pytest.approx(res["step"]["time_s"] / res["step"]["torch_time_s"])
+    assert res["threads"]["torch"] == res["threads"]["numpy_blas"]
+
+
+def test_torch_step_net_computes_the_same_logits_as_tinyalex():
+    """The torch AlexNet of the bench is the same function: copy the weights, compare the logits."""
+    torch = pytest.importorskip("torch")
+    net = bench.build_tinyalex_net("tiny", np.float64).eval()
+    tnet = bench.build_torch_net("tiny").double().eval()
+    with torch.no_grad():
+        for name, module in tnet.named_children():
+            if hasattr(module, "weight"):
+                module.weight.copy_(torch.from_numpy(net.steps[name].params["W"]))
+                module.bias.copy_(torch.from_numpy(net.steps[name].params["b"]))
+        x = np.random.default_rng(0).standard_normal((2, 3, 67, 67)) * 30
+        want = tnet(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(net.forward(x), want, rtol=1e-9, atol=1e-12)
+
+
+def test_step_matmul_flops_match_alexnets_known_multiply_adds():
+    total, per = bench.step_matmul_flops("alexnet", batch=1)
+    # conv1: 55*55 outputs x 96 kernels x 11*11*3 weights = 105,415,200 multiply-adds per image;
+    # the step does the forward and dW products (no dx for the image)
+    assert per["conv1"] == 2 * 105_415_200 * 2
+    # fc6: 9216 x 4096 multiply-adds, three products (forward, dW, dx)
+    assert per["fc6"] == 2 * 9216 * 4096 * 3
+    assert total == sum(per.values())
+
+
+def test_training_step_under_the_device_standin_makes_no_implicit_host_transfer():
+    """The stand-in raises on any implicit device->host conversion: a whole step (forward, loss,
+    backward, SGD) runs, and the loss stays a device array until read explicitly."""
+    with B.use_backend("standin", 0):
+        step, net = bench.make_tinyalex_step("tiny", batch=2)
+        before = B.to_host(net.steps["conv2"].params["W"]).copy()
+        loss = step()
+        assert B.is_device_array(loss)
+        with pytest.raises(B.ImplicitTransferError):
+            float(loss)
+        assert np.isfinite(B.to_host(loss))
+        assert not np.array_equal(B.to_host(net.steps["conv2"].params["W"]), before)
