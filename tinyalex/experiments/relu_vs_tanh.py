@@ -28,6 +28,28 @@ QUICK = quick_settings(weight_decay=0.0, extra={"lrs": [0.01, 0.03], "sweep_epoc
 ACTIVATIONS = ("relu", "tanh")
 
 
+def plot_training_error(curves_by_act: dict, best_lr: dict, subtitle: str, path) -> None:
+    """Figure 1's plot: training error against epochs, one colour per nonlinearity, a line per seed."""
+    curves = {}
+    for act, style in zip(ACTIVATIONS, ("C0-", "C3--")):
+        for i, (epochs, errors) in enumerate(curves_by_act[act]):
+            curves[f"{act} (lr {best_lr[act]})" if i == 0 else f"_{act}{i}"] = (epochs, errors, style)
+    plot_curves(curves, "training error (%)", path, title=f"ReLU (solid) vs tanh (dashed), {subtitle}",
+                hline=0.25)
+
+
+def replot(run_folder) -> None:
+    """Redraw training_error.png of a finished run from its results.json."""
+    import json
+    from pathlib import Path
+
+    r = json.loads((Path(run_folder) / "results.json").read_text())
+    d = r["data"]
+    plot_training_error({a: [(h["chunk_epoch"], h["chunk_error"]) for h in d["runs"][a]] for a in ACTIVATIONS},
+                        d["best_lr"], f"{d['data_label']}, {r['settings']['seeds']} seed(s)",
+                        Path(run_folder) / "training_error.png")
+
+
 def run(s: Settings, out, log=print) -> Result:
     data = load_data(s)
     pipe = make_pipeline(data)
@@ -82,12 +104,8 @@ def run(s: Settings, out, log=print) -> Result:
                     fmt(summarize([h.final_test_error for h in runs[a]]), percent=True)]
                    for a in ACTIVATIONS])
 
-    curves = {}
-    for act, style in zip(ACTIVATIONS, ("-", "--")):
-        for i, h in enumerate(runs[act]):
-            curves[f"{act} (lr {best_lr[act]})" if i == 0 else f"_{act}{i}"] = (h.chunk_epoch, h.chunk_error, style)
-    plot_curves(curves, "training error (%)", out / "training_error.png",
-                title=f"ReLU (solid) vs tanh (dashed), {data.label}, {s.seeds} seed(s)", hline=0.25)
+    plot_training_error({a: [(h.chunk_epoch, h.chunk_error) for h in runs[a]] for a in ACTIVATIONS},
+                        best_lr, f"{data.label}, {s.seeds} seed(s)", out / "training_error.png")
     return Result(
         tables=[sweep_table, speed, final],
         figures=[("training_error.png", "Training error (quarter-epoch windows) against epochs; "
