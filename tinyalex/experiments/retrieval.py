@@ -17,7 +17,7 @@ NAME = "retrieval"
 TITLE = "Nearest neighbours in fc7 space vs pixel space (section 6.1, Figure 4)"
 PAPER = ("Training images whose last-hidden-layer (4096-d) feature vectors are nearest to a test "
          "image's are semantically similar to it, even when they are not close in pixel space.")
-FULL = Settings(dataset="cifar10", epochs=6, seeds=1, extra={"k": 5, "queries": 8})
+FULL = Settings(dataset="cifar10", epochs=4, seeds=1, extra={"k": 5, "queries": 8})
 QUICK = quick_settings(extra={"k": 3, "queries": 4})
 
 

@@ -27,7 +27,7 @@ NAME = "tower_filters"
 TITLE = "What the two towers learn: conv1 kernels by tower (section 6.1, Figure 3)"
 PAPER = ("The 48 conv1 kernels on GPU 1 came out largely colour-agnostic and the 48 on GPU 2 "
          "largely colour-specific, independently of the random initialization.")
-FULL = Settings(dataset="cifar10", epochs=5, extra={"permutations": 2000})
+FULL = Settings(dataset="cifar10", epochs=4, extra={"permutations": 2000})
 QUICK = quick_settings(extra={"image_shape": (3, 32, 32), "permutations": 200})
 
 
