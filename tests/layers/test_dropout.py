@@ -114,3 +114,15 @@ def test_dropout_mask_of_wrong_shape_raises_naming_both_shapes(rng):
     layer.set_mask(np.ones((4, 5), bool))
     with pytest.raises(ValueError, match=r"Dropout.*expected \(4, 6\), got \(4, 5\)"):
         layer.forward(rng.standard_normal((4, 6)))
+
+
+def test_dropout_fixed_mask_moves_with_the_layer(rng):
+    from tinyalex import backend
+
+    layer, mask = with_mask("inverted", rng)
+    layer.to(1, "standin")
+    assert backend.device_of(layer.fixed_mask) == 1
+    x = backend.to_device(rng.standard_normal((4, 6)), 1, "standin")
+    with backend.device(1):
+        out = layer.forward(x)
+    np.testing.assert_allclose(backend.to_host(out), backend.to_host(x) * mask * 2.0, rtol=1e-15)

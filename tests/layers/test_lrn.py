@@ -118,3 +118,20 @@ def test_lrn_rejects_unknown_convention():
 def test_lrn_wrong_rank_raises_naming_shapes():
     with pytest.raises(ValueError, match=r"LRN\(size=5.*expected rank 4, got shape \(3, 4\)"):
         LRN().forward(np.zeros((3, 4), np.float32))
+
+
+class LRNWithoutCrossTerm(LRN):
+    """A planted bug: backward forgets that b[i] depends on the neighbours a[j], j != i."""
+
+    impl = "reference"
+
+    def backward(self, dout):
+        return dout * self.s_pow
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 0.5], ids=["paper alpha", "large alpha"])
+def test_gradcheck_catches_a_forgotten_cross_channel_term(alpha, rng):
+    """Even at the paper's small alpha the missing term is far above the 1e-6 tolerance."""
+    x = rng.standard_normal((2, 7, 3, 3)) * 2
+    res = gradcheck(LRNWithoutCrossTerm(alpha=alpha, dtype=f64), x)
+    assert res.errors["x"] > 1e-4
