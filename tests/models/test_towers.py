@@ -241,3 +241,19 @@ def test_one_device_model_runs_on_standin_device_1_outside_the_backend_block():
     assert net.input_device == 1 and B.device_of(dict(net.named_parameters())["fc8.W"]) == 1
     net.zero_grad()
     _assert_same(ref, _run(net, x, y))
+
+
+def test_to_moves_the_split_model_to_another_pair_of_devices():
+    x, y = _batch()
+    ref = _run(build_model("alexnet-small", **SMALL).eval(), x, y)
+    split = build_model("alexnet-small", devices=(0, 1), **SMALL).eval()      # built on NumPy
+    split.to((1, 0), "standin")
+    assert split.input_device == 1
+    assert B.device_of(dict(split.named_parameters())["conv5.B.W"]) == 0
+    _assert_same(ref, _run(split, x, y))
+
+
+def test_to_refuses_one_device_for_the_split_model():
+    split = build_model("alexnet-small", devices=(0, 1), **SMALL)
+    with pytest.raises(ValueError, match="pair of devices"):
+        split.to(0, "standin")
