@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _figure(width, height):
@@ -79,6 +80,7 @@ def plot_curves(history, path=None, title=None):
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy (dotted: lr / 10)")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend()
     if title:
