@@ -49,12 +49,26 @@ Linear
     * Bias added in place to the product; weight gradient written into the
       existing gradient array.
 
+Threads
+    NumPy runs an elementwise operation on one core; OpenBLAS runs matrix
+    products on all of them. The fast paths split their elementwise work
+    (LRN, pooling, ReLU, im2col, col2im, layout changes) into chunks along
+    the batch or channel axis and run the chunks on a small pool of threads:
+    NumPy releases the GIL inside its loops, so the chunks run in parallel.
+    ``TINYALEX_THREADS`` (default: the number of CPUs) sets the count; 1
+    turns it off. Only for NumPy arrays: CuPy runs on the GPU anyway, and
+    the stand-in's device is per thread.
+
 None of this changes what a layer computes; all of it runs on NumPy, CuPy
 and the stand-in backend (only ``xp`` functions, never ``numpy`` on data).
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+
+import numpy
 
 from ..backend import device_of, get_array_module
 from .base import check_dout, check_input, need_cache, shape_error
@@ -115,6 +129,61 @@ def _into_grad(layer, key, value_shape, dtype, like):
     return g
 
 
+def num_threads():
+    """Threads for the elementwise work: TINYALEX_THREADS, else the number of CPUs."""
+    env = os.environ.get("TINYALEX_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"TINYALEX_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"TINYALEX_THREADS must be a positive integer, got {env!r}")
+        return n
+    return os.cpu_count() or 1
+
+
+_pool = {"executor": None, "size": 0, "lock": threading.Lock()}
+
+
+def _executor(n):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool["lock"]:
+        if _pool["executor"] is None or _pool["size"] != n:
+            if _pool["executor"] is not None:
+                _pool["executor"].shutdown(wait=False)
+            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinyalex")
+            _pool["size"] = n
+        return _pool["executor"]
+
+
+def in_chunks(n, work, xp, item_bytes=0, chunk_bytes=8 << 20):
+    """Call ``work(lo, hi)`` on chunks covering range(n), in parallel for NumPy.
+
+    Chunks are about ``chunk_bytes`` (given ``item_bytes`` per index) so that
+    each chunk's temporaries stay in cache, and there are at least as many
+    chunks as threads. ``work`` must write only to its own chunk.
+    """
+    threads = num_threads() if xp is numpy else 1
+    parts = max(1, min(n, threads if threads > 1 else 1))
+    if item_bytes:
+        parts = max(parts, min(n, -(-n * item_bytes // chunk_bytes)))
+    if parts == 1 or threads == 1 and not item_bytes:
+        work(0, n)
+        return
+    bounds = [n * k // parts for k in range(parts + 1)]
+    pairs = [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k + 1] > bounds[k]]
+    if threads == 1:
+        for lo, hi in pairs:
+            work(lo, hi)
+        return
+    ex = _executor(threads)
+    futures = [ex.submit(work, lo, hi) for lo, hi in pairs]
+    for f in futures:
+        f.result()          # re-raises a worker's exception here
+
+
 # --------------------------------------------------------------------------
 # Conv2D
 # --------------------------------------------------------------------------
@@ -132,7 +201,8 @@ def _fill_cols(layer, x):
     N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = _conv_geometry(layer, x.shape)
     if ph or pw:
         xpad = _workspace(layer, "xpad", (N, C, H + 2 * ph, W + 2 * pw), x.dtype, x, zero=True)
-        xpad[:, :, ph:ph + H, pw:pw + W] = x          # the border stays zero
+        # the interior gets x; the border stays zero
+        in_chunks(N, lambda lo, hi: xp.copyto(xpad[lo:hi, :, ph:ph + H, pw:pw + W], x[lo:hi]), xp)
     else:
         xpad = x
     sN, sC, sH, sW = xpad.strides
@@ -140,7 +210,11 @@ def _fill_cols(layer, x):
         xpad, shape=(C, kh, kw, N, Ho, Wo), strides=(sC, sH, sW, sN, sH * sh, sW * sw))
     K = (C // G) * kh * kw
     cols = _workspace(layer, "cols", (G, K, N * Ho * Wo), x.dtype, x)
-    xp.copyto(cols.reshape(C, kh, kw, N, Ho, Wo), view)
+    cols6 = cols.reshape(C, kh, kw, N, Ho, Wo)
+    if C >= 4 * num_threads():         # split the copy over channels, or over kernel rows if few
+        in_chunks(C, lambda lo, hi: xp.copyto(cols6[lo:hi], view[lo:hi]), xp)
+    else:
+        in_chunks(kh, lambda lo, hi: xp.copyto(cols6[:, lo:hi], view[:, lo:hi]), xp)
     return cols
 
 
@@ -155,7 +229,8 @@ def conv2d_forward(layer, x):
     xp.matmul(Wt.reshape(G, F // G, -1), cols, out=prod)             # (G, F/G, M)
     out = xp.empty((N, F, Ho * Wo), dtype=x.dtype)
     # (F, N, Ho*Wo) -> (N, F, Ho*Wo), adding the bias on the way
-    xp.add(prod.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1), out=out)
+    prodT, bcol = prod.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1)
+    in_chunks(N, lambda lo, hi: xp.add(prodT[lo:hi], bcol, out=out[lo:hi]), xp)
     layer.cols = None                       # the plain version's cache: not used by this path
     layer._fast_x, layer._fast_cols_valid = x, True
     layer.x_shape = x.shape
@@ -176,7 +251,8 @@ def conv2d_backward(layer, dout):
     cols = layer._workspaces["cols"]
     K = cols.shape[1]
     dout_g = _workspace(layer, "prod", (G, F // G, M), dout.dtype, dout)
-    xp.copyto(dout_g.reshape(F, N, Ho * Wo), dout.reshape(N, F, Ho * Wo).transpose(1, 0, 2))
+    dg3, d3 = dout_g.reshape(F, N, Ho * Wo), dout.reshape(N, F, Ho * Wo).transpose(1, 0, 2)
+    in_chunks(F, lambda lo, hi: xp.copyto(dg3[lo:hi], d3[lo:hi]), xp)
     # dW_g = dout_g @ cols_g^T, computed as its transpose cols_g @ dout_g^T (faster in OpenBLAS)
     dWt = xp.matmul(cols, dout_g.transpose(0, 2, 1))                 # (G, K, F/G)
     dW = _into_grad(layer, "W", Wt.shape, Wt.dtype, dout)
@@ -191,12 +267,17 @@ def conv2d_backward(layer, dout):
     Hp, Wp = H + 2 * ph, W + 2 * pw
     dxT = xp.zeros((C, N, Hp, Wp), dtype=dout.dtype)                # channel-major, padded
     d = cols.reshape(C, kh, kw, N, Ho, Wo)
-    for i in range(kh):
-        for j in range(kw):
-            # entries (c, i, j, n, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
-            dxT[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += d[:, i, j]
+
+    def col2im(lo, hi):                     # channels lo..hi
+        for i in range(kh):
+            for j in range(kw):
+                # entries (c, i, j, n, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
+                dxT[lo:hi, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += d[lo:hi, i, j]
+
+    in_chunks(C, col2im, xp)
     dx = xp.empty((N, C, H, W), dtype=dout.dtype)
-    xp.copyto(dx, dxT[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+    dxv = dxT[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+    in_chunks(N, lambda lo, hi: xp.copyto(dx[lo:hi], dxv[lo:hi]), xp)
     return dx
 
 
@@ -236,26 +317,36 @@ def _neg_pow(xp, s, beta, out):
     return out
 
 
+def _window(xp, a, n, out, transpose=False):
+    if n <= 9:
+        return _window_sum_inplace(a, n, out, transpose)
+    from .lrn import window_sum
+    xp.copyto(out, window_sum(a, n, transpose=transpose))
+    return out
+
+
 def lrn_forward(layer, x):
     """LRN.forward, fast: shifted-add window sum, s^-0.75 by square roots, factors kept for backward."""
     check_input(layer, x, 4)
     xp = get_array_module(x)
     dt = x.dtype.type
-    n = layer.size
-    sq = x * x
-    s = xp.empty_like(x)
-    if n <= 9:
-        _window_sum_inplace(sq, n, s)
-    else:
-        from .lrn import window_sum
-        xp.copyto(s, window_sum(sq, n))
-    s *= dt(layer.alpha_eff)
-    s += dt(layer.k)                                 # s = k + alpha' * window sum of a^2
-    s_pow = _neg_pow(xp, s, layer.beta, out=sq)      # s^-beta (sq's memory is reused)
-    out = x * s_pow
-    xp.divide(s_pow, s, out=s)                       # s^(-beta-1), for backward
+    n, alpha, k, beta = layer.size, dt(layer.alpha_eff), dt(layer.k), layer.beta
+    out, s_pow, s_pow1 = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
+
+    def work(lo, hi):
+        a = x[lo:hi]
+        sq = a * a
+        s = s_pow1[lo:hi]
+        _window(xp, sq, n, s)
+        s *= alpha
+        s += k                                      # s = k + alpha' * window sum of a^2
+        sp = _neg_pow(xp, s, beta, out=s_pow[lo:hi])  # s^-beta
+        xp.multiply(a, sp, out=out[lo:hi])
+        xp.divide(sp, s, out=s)                     # s^(-beta-1), for backward
+
+    in_chunks(x.shape[0], work, xp, item_bytes=x[:1].nbytes)
     layer.x = None                                   # the plain version's cache: not used by this path
-    layer._fast = (x, s_pow, s)
+    layer._fast = (x, s_pow, s_pow1)
     return out
 
 
@@ -265,19 +356,20 @@ def lrn_backward(layer, dout):
     x, s_pow, s_pow1 = layer._fast
     check_dout(layer, dout, x.shape)
     xp = get_array_module(dout)
-    dt = dout.dtype.type
-    q = dout * x
-    q *= s_pow1                                      # dout * b / s  (b = a s^-beta)
-    cross = xp.empty_like(q)
-    if layer.size <= 9:
-        _window_sum_inplace(q, layer.size, cross, transpose=True)
-    else:
-        from .lrn import window_sum
-        xp.copyto(cross, window_sum(q, layer.size, transpose=True))
-    cross *= x
-    cross *= dt(2 * layer.beta * layer.alpha_eff)
-    dx = dout * s_pow
-    dx -= cross
+    c = dout.dtype.type(2 * layer.beta * layer.alpha_eff)
+    dx = xp.empty_like(dout)
+
+    def work(lo, hi):
+        a, d = x[lo:hi], dout[lo:hi]
+        q = d * a
+        q *= s_pow1[lo:hi]                            # dout * b / s  (b = a s^-beta)
+        cross = _window(xp, q, layer.size, xp.empty_like(q), transpose=True)
+        cross *= a
+        cross *= c
+        xp.multiply(d, s_pow[lo:hi], out=dx[lo:hi])
+        dx[lo:hi] -= cross
+
+    in_chunks(x.shape[0], work, xp, item_bytes=x[:1].nbytes)
     return dx
 
 
@@ -293,23 +385,29 @@ def maxpool_forward(layer, x):
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     if kh * kw > 255:
         raise ValueError(f"{layer}: the fast path records window offsets in uint8; use impl='reference'")
+    out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)
+    idx = xp.empty((N, C, Ho, Wo), dtype=xp.uint8)
 
-    def at(i, j):        # x[n, c, y*sh + i, x*sw + j] for all outputs (a strided view)
-        return x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+    def work(lo, hi):
+        def at(i, j):        # x[n, c, y*sh + i, x*sw + j] for all outputs (a strided view)
+            return x[lo:hi, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
 
-    out = at(0, 0).copy()
-    idx = xp.zeros(out.shape, dtype=xp.uint8)
-    better = xp.empty(out.shape, dtype=bool)
-    newk = xp.empty(out.shape, dtype=xp.uint8)
-    for k in range(1, kh * kw):
-        v = at(k // kw, k % kw)
-        xp.greater(v, out, out=better)          # strictly greater: ties keep the first maximum
-        xp.maximum(out, v, out=out)
-        # idx = k where better: k exceeds every offset recorded so far, so a maximum does it
-        # without branches (copyto(..., where=) with a random mask is several times slower)
-        xp.multiply(better, xp.uint8(k), out=newk)
-        xp.maximum(idx, newk, out=idx)
-    layer.argmax = None                         # the plain version's cache: not used by this path
+        o, ix = out[lo:hi], idx[lo:hi]
+        xp.copyto(o, at(0, 0))
+        ix[...] = 0
+        better = xp.empty(o.shape, dtype=bool)
+        newk = xp.empty(o.shape, dtype=xp.uint8)
+        for k in range(1, kh * kw):
+            v = at(k // kw, k % kw)
+            xp.greater(v, o, out=better)            # strictly greater: ties keep the first maximum
+            xp.maximum(o, v, out=o)
+            # ix = k where better: k exceeds every offset recorded so far, so a maximum does it
+            # without branches (copyto(..., where=) with a random mask is several times slower)
+            xp.multiply(better, xp.uint8(k), out=newk)
+            xp.maximum(ix, newk, out=ix)
+
+    in_chunks(N, work, xp, item_bytes=x[:1].nbytes)
+    layer.argmax = None                             # the plain version's cache: not used by this path
     layer._fast_idx = idx
     layer.x_shape = x.shape
     return out
@@ -323,14 +421,20 @@ def maxpool_backward(layer, dout):
     xp = get_array_module(dout)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     Ho, Wo = dout.shape[2:]
-    dx = xp.zeros(layer.x_shape, dtype=dout.dtype)
-    won = xp.empty(idx.shape, dtype=bool)
-    part = xp.empty(dout.shape, dtype=dout.dtype)
-    for k in range(kh * kw):
-        i, j = k // kw, k % kw
-        xp.equal(idx, k, out=won)               # windows whose maximum sits at offset (i, j)
-        xp.multiply(dout, won, out=part)
-        dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
+    dx = xp.empty(layer.x_shape, dtype=dout.dtype)
+
+    def work(lo, hi):
+        ix, d, g = idx[lo:hi], dout[lo:hi], dx[lo:hi]
+        g[...] = 0
+        won = xp.empty(ix.shape, dtype=bool)
+        part = xp.empty(d.shape, dtype=d.dtype)
+        for k in range(kh * kw):
+            i, j = k // kw, k % kw
+            xp.equal(ix, k, out=won)                # windows whose maximum sits at offset (i, j)
+            xp.multiply(d, won, out=part)
+            g[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
+
+    in_chunks(dout.shape[0], work, xp, item_bytes=dx[:1].nbytes)
     return dx
 
 
@@ -341,7 +445,12 @@ def relu_forward(layer, x):
     """ReLU.forward, fast: maximum(x, 0); the output doubles as the mask for backward."""
     check_input(layer, x, None)
     xp = get_array_module(x)
-    out = xp.maximum(x, x.dtype.type(0))
+    if xp is numpy and x.ndim >= 1 and x.shape[0] > 1:
+        out = xp.empty_like(x)
+        zero = x.dtype.type(0)
+        in_chunks(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=out[lo:hi]), xp)
+    else:
+        out = xp.maximum(x, x.dtype.type(0))
     layer.mask = None                           # the plain version's cache: not used by this path
     layer._fast_out = out
     return out
@@ -353,6 +462,10 @@ def relu_backward(layer, dout):
     out = layer._fast_out
     check_dout(layer, dout, out.shape)
     xp = get_array_module(dout)
+    if xp is numpy and dout.ndim >= 1 and dout.shape[0] > 1:
+        dx = xp.empty_like(dout)
+        in_chunks(dout.shape[0], lambda lo, hi: xp.multiply(dout[lo:hi], out[lo:hi] > 0, out=dx[lo:hi]), xp)
+        return dx
     return xp.multiply(dout, out > 0)
 
 
