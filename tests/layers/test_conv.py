@@ -194,3 +194,19 @@ def test_conv_dout_of_wrong_spatial_size_raises_naming_both_shapes(rng):
     layer.forward(rng.standard_normal((2, 2, 5, 5)))
     with pytest.raises(ValueError, match=re.escape("expected (2, 3, 3, 3), got (2, 3, 3, 4)")):
         layer.backward(np.zeros((2, 3, 3, 4)))
+
+
+def test_conv_accepts_numpy_integer_sizes():
+    layer = Conv2D(np.int64(3), 4, np.int64(3), stride=(np.int32(2), 1), padding=np.int64(1))
+    assert layer.kernel_size == (3, 3) and layer.stride == (2, 1) and layer.padding == (1, 1)
+
+
+@pytest.mark.parametrize("bad", [(3, 3, 3), 2.5, "3", (3.0, 3)])
+def test_conv_rejects_a_kernel_size_that_is_not_an_int_or_pair(bad):
+    with pytest.raises(ValueError, match=r"kernel_size must be an int or a pair \(h, w\) of ints"):
+        Conv2D(1, 1, bad)
+
+
+def test_conv_rejects_zero_channels():
+    with pytest.raises(ValueError, match=r"in_channels and out_channels must be >= 1, got 0, 4"):
+        Conv2D(0, 4, 3)

@@ -81,3 +81,8 @@ def test_flatten_gradients_match_numerical(rng):
 def test_flatten_rejects_rank_one_input():
     with pytest.raises(ValueError, match=r"Flatten.*expected rank >= 2, got shape \(5,\)"):
         Flatten().forward(np.zeros(5, np.float32))
+
+
+def test_linear_rejects_zero_features():
+    with pytest.raises(ValueError, match=r"in_features and out_features must be >= 1, got 0, 5"):
+        Linear(0, 5)

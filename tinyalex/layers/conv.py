@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy
 
@@ -11,12 +12,12 @@ from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 
 def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair (h, w), got {v}")
-    return v
+    """An int or an (h, w) pair of ints (NumPy integers too) -> (h, w)."""
+    if isinstance(v, numbers.Integral):
+        return (int(v), int(v))
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(a, numbers.Integral) for a in v):
+        return (int(v[0]), int(v[1]))
+    raise ValueError(f"{name} must be an int or a pair (h, w) of ints, got {v!r}")
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -112,6 +113,8 @@ class Conv2D(Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
+        if min(in_channels, out_channels) < 1:
+            raise ValueError(f"Conv2D: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2D: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"

@@ -25,6 +25,8 @@ class Linear(Layer):
     def __init__(self, in_features, out_features, weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
         super().__init__(dtype)
         self.in_features, self.out_features = int(in_features), int(out_features)
+        if min(self.in_features, self.out_features) < 1:
+            raise ValueError(f"Linear: in_features and out_features must be >= 1, got {in_features}, {out_features}")
         std = math.sqrt(2.0 / in_features) if weight_std is None else weight_std
         rng = rng if rng is not None else numpy.random.default_rng()
         self.params["W"] = (rng.standard_normal((out_features, in_features)) * std).astype(self.dtype)
