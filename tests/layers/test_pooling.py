@@ -129,3 +129,14 @@ def test_maxpool_dout_of_wrong_shape_raises(rng):
     layer.forward(rng.standard_normal((1, 2, 4, 4)))
     with pytest.raises(ValueError, match=re.escape("expected (1, 2, 2, 2), got (1, 2, 2, 3)")):
         layer.backward(np.zeros((1, 2, 2, 3)))
+
+
+def test_maxpool_window_larger_than_255_pixels_works_by_default(rng):
+    """The fast path stores window offsets in uint8; a 16x16 window still pools (via the reference path)."""
+    x = distinct(rng, (1, 2, 33, 32))
+    layer = MaxPool2D(16, 16, dtype=f64)
+    out = layer.forward(x)
+    ref, first = pool_loop(x, (16, 16), (16, 16))
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(layer.backward(dout), pool_loop_backward(x.shape, first, dout))

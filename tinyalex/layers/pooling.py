@@ -47,7 +47,8 @@ class MaxPool2D(Layer):
         return (C, conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0))
 
     def forward(self, x):
-        if _fast.check_impl(self) == "fast":
+        # the fast path records window offsets in uint8: windows above 255 pixels take this path
+        if _fast.check_impl(self) == "fast" and self.kernel_size[0] * self.kernel_size[1] <= 255:
             return _fast.maxpool_forward(self, x)
         check_input(self, x, 4)
         xp = get_array_module(x)
