@@ -9,6 +9,11 @@ from tinyalex import backend as B
 from tinyalex import bench
 from tinyalex.cli import main
 
+@pytest.fixture(autouse=True)
+def _no_settling(monkeypatch):
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)     # the pause between frameworks only matters for real timings
+
+
 TINY = ["bench", "--model", "tiny", "--batch-size", "2", "--quick"]
 
 

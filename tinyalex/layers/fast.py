@@ -143,18 +143,20 @@ def num_threads():
     return os.cpu_count() or 1
 
 
-_pool = {"executor": None, "size": 0, "lock": threading.Lock()}
+_pool = {"executor": None, "size": 0, "pid": None, "lock": threading.Lock()}
 
 
 def _executor(n):
     from concurrent.futures import ThreadPoolExecutor
 
     with _pool["lock"]:
+        if _pool["pid"] != os.getpid():      # after a fork the parent's threads do not exist here
+            _pool["executor"] = None
         if _pool["executor"] is None or _pool["size"] != n:
             if _pool["executor"] is not None:
                 _pool["executor"].shutdown(wait=False)
             _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinyalex")
-            _pool["size"] = n
+            _pool["size"], _pool["pid"] = n, os.getpid()
         return _pool["executor"]
 
 
