@@ -21,9 +21,16 @@ def test_gradcheck_command_exits_0_and_passes_every_layer(capsys):
     assert f"{len(rows)} of {len(rows)} layers pass" in out
 
 
-def test_gradcheck_command_fails_with_an_impossible_tolerance(capsys):
-    assert cli.main(["gradcheck", "--tol", "0"]) == 1
-    assert "FAIL" in capsys.readouterr().out
+def test_gradcheck_command_exits_1_and_marks_a_failing_layer(capsys, monkeypatch):
+    from tinyalex import gradcheck as gc
+
+    rows = [("Good layer", gc.GradCheckResult({"x": 1e-11}, {"x": 4})),
+            ("Broken layer", gc.GradCheckResult({"x": 0.3}, {"x": 4}))]
+    monkeypatch.setattr(gc, "check_every_layer", lambda seed=0: rows)
+    assert cli.main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert any(line.startswith("Broken layer") and line.rstrip().endswith("FAIL") for line in out.splitlines())
+    assert "1 of 2 layers pass" in out
 
 
 def test_help_lists_the_gradcheck_command(capsys):
