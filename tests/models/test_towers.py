@@ -146,9 +146,11 @@ def test_split_refuses_input_on_the_wrong_device_naming_the_input_device():
             net.forward(np.zeros((1, 1, 28, 28)))
 
 
-def test_transfer_bytes_equal_the_hand_computed_count():
+@pytest.mark.parametrize("backend_name", ["standin", "numpy"])
+def test_transfer_bytes_equal_the_hand_computed_count(backend_name):
+    """On NumPy nothing moves, but the count by device numbers shows what two devices would exchange."""
     x, y = _batch()
-    with B.use_backend("standin"):
+    with B.use_backend(backend_name):
         net = build_model("alexnet-small", devices=(0, 1), **SMALL).train()
         _run(net, x, y)
         report, total = net.transfer_report(), net.transfer_bytes
