@@ -130,3 +130,16 @@ def test_training_step_under_the_device_standin_makes_no_implicit_host_transfer(
             float(loss)
         assert np.isfinite(B.to_host(loss))
         assert not np.array_equal(B.to_host(net.steps["conv2"].params["W"]), before)
+
+
+def test_threads_option_sets_blas_elementwise_and_torch_threads_alike():
+    pytest.importorskip("threadpoolctl")
+    res = bench.run_bench(model="tiny", batch=2, layers="pool1", repeats=1, warmup=0,
+                          step=False, memory=False, gemm_n=64, threads=1, log=lambda *_: None)
+    assert res["threads"]["numpy_blas"] == 1
+    assert res["threads"]["tinyalex_elementwise"] == 1
+
+
+def test_threads_below_one_is_refused():
+    with pytest.raises(ValueError, match="--threads"):
+        bench.run_bench(model="tiny", batch=2, threads=0, log=lambda *_: None)

@@ -37,6 +37,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -481,15 +482,40 @@ def parse_layers(text, model="alexnet"):
 
 
 def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
-              dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", log=print):
+              dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", threads=None,
+              log=print):
     """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
     from .layers.fast import IMPLS, use_impl
 
     if impl not in IMPLS:
         raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    with use_impl(impl):
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    with use_impl(impl), _limit_threads(threads):
         return _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory,
                           gemm_n, impl, log)
+
+
+@contextlib.contextmanager
+def _limit_threads(n):
+    """BLAS threads (threadpoolctl), tinyalex's elementwise threads and torch's, all set to n (None: leave)."""
+    if n is None:
+        yield
+        return
+    try:
+        import threadpoolctl
+    except ImportError:
+        raise ValueError("--threads needs threadpoolctl: pip install threadpoolctl") from None
+    old = os.environ.get("TINYALEX_THREADS")
+    os.environ["TINYALEX_THREADS"] = str(n)
+    try:
+        with threadpoolctl.threadpool_limits(limits=n):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("TINYALEX_THREADS", None)
+        else:
+            os.environ["TINYALEX_THREADS"] = old
 
 
 def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory, gemm_n,
@@ -511,6 +537,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     B.set_backend(backend, device=devices[0])      # raises BackendError (with install advice) if unusable
     dt = numpy.dtype(dtype)
     threads = _blas_threads()
+    from .layers.fast import num_threads
     if torch is not None:
         torch.set_num_threads(threads)
     res = OrderedDict()
@@ -518,11 +545,13 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
                          backend=backend, devices=list(devices), dtype=dtype, compare=compare, impl=impl)
     res["machine"] = _machine()
     res["blas"] = blas_info()
-    res["threads"] = dict(numpy_blas=threads, torch=torch.get_num_threads() if torch is not None else None)
+    res["threads"] = dict(numpy_blas=threads, tinyalex_elementwise=num_threads(),
+                          torch=torch.get_num_threads() if torch is not None else None)
     if torch is not None:
         res["machine"]["torch"] = torch.__version__
     log(f"tinyalex bench: {model}, batch {batch}, {dtype}, backend {backend}, {impl} layers, "
-        f"BLAS threads {threads}" + (f", torch threads {torch.get_num_threads()}" if torch is not None else ""))
+        f"BLAS threads {threads}, elementwise threads {num_threads()}"
+        + (f", torch threads {torch.get_num_threads()}" if torch is not None else ""))
     for info in res["blas"]:
         log("  BLAS: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
@@ -610,6 +639,8 @@ def register_cli(subparsers):
     p.add_argument("--json", default=None, metavar="PATH", help="write the results to this JSON file")
     p.add_argument("--no-step", action="store_true", help="skip the whole training step")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for BLAS, tinyalex's elementwise work and torch (default: BLAS's own count)")
     p.add_argument("--impl", default="fast", choices=["fast", "reference"],
                    help="tinyalex layer implementations: the fast paths or the plain reference versions")
     p.add_argument("--quick", action="store_true",
@@ -627,7 +658,7 @@ def _cli_main(args):
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
                         compare=args.compare, step=not args.no_step, memory=not args.no_memory, gemm_n=n,
-                        impl=args.impl)
+                        impl=args.impl, threads=args.threads)
     except (ValueError, B.BackendError) as exc:
         print(f"tinyalex bench: error: {exc}", file=sys.stderr)
         return 2
