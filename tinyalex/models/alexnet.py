@@ -46,8 +46,8 @@ from .. import backend as B
 from ..layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
 from ..layers.base import Layer, check_dtype, need_cache
 from ..layers.conv import conv_output_size
-from .towers import (Broadcast, Exchange, Gather, TowerPair, is_split_state_dict, merge_state_dict, on_device,
-                     split_state_dict, tower_sizes)
+from .towers import (Broadcast, Exchange, Gather, TowerPair, _Link, is_split_state_dict, merge_state_dict,
+                     on_device, split_state_dict, tower_sizes)
 
 __all__ = ["Arch", "ARCHS", "AlexNet", "build_model", "model_names", "GroupLRN", "INITS", "init_parameters"]
 
@@ -484,7 +484,6 @@ class AlexNet(Layer):
     @property
     def links(self):
         """The layers that move data between the towers' devices, by name."""
-        from .towers import _Link
         return OrderedDict((n, s) for n, s in self.steps.items() if isinstance(s, _Link))
 
     @property
