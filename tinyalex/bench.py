@@ -281,6 +281,11 @@ def make_torch_step(model="alexnet", batch=32, seed=0):
 # while after their last job, and would steal the two cores from the first timed runs.
 SETTLE_S = 0.3
 
+# The clock: wall time (default), or the CPU time of this process, all threads summed ("cpu"): with
+# --threads 1 the CPU time hardly changes when other programs load the machine; wall time does.
+TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
+_timer = {"now": time.perf_counter}
+
 
 def _median_time(fn, repeats, warmup, sync=None):
     if SETTLE_S:
@@ -290,12 +295,13 @@ def _median_time(fn, repeats, warmup, sync=None):
     if sync:
         sync()
     times = []
+    now = _timer["now"]
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = now()
         fn()
         if sync:
             sync()
-        times.append(time.perf_counter() - t0)
+        times.append(now() - t0)
     return statistics.median(times)
 
 
@@ -483,12 +489,17 @@ def parse_layers(text, model="alexnet"):
 
 def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
               dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", threads=None,
-              log=print):
+              timer="wall", log=print):
     """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
     from .layers.fast import IMPLS, use_impl
 
     if impl not in IMPLS:
         raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    if timer not in TIMERS:
+        raise ValueError(f"--timer must be one of {', '.join(TIMERS)}, got {timer!r}")
+    if backend == "cupy" and timer == "cpu":
+        raise ValueError("--timer cpu measures host CPU time; use --timer wall with --backend cupy")
+    _timer["now"] = TIMERS[timer]
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
     with use_impl(impl), _limit_threads(threads):
@@ -542,7 +553,8 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
         torch.set_num_threads(threads)
     res = OrderedDict()
     res["config"] = dict(model=model, batch_size=batch, layers=names, repeats=repeats, warmup=warmup,
-                         backend=backend, devices=list(devices), dtype=dtype, compare=compare, impl=impl)
+                         backend=backend, devices=list(devices), dtype=dtype, compare=compare, impl=impl,
+                         timer="cpu" if _timer["now"] is time.process_time else "wall")
     res["machine"] = _machine()
     res["blas"] = blas_info()
     res["threads"] = dict(numpy_blas=threads, tinyalex_elementwise=num_threads(),
@@ -641,6 +653,9 @@ def register_cli(subparsers):
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS, tinyalex's elementwise work and torch (default: BLAS's own count)")
+    p.add_argument("--timer", default="wall", choices=sorted(TIMERS),
+                   help="wall: elapsed time; cpu: CPU time of the process, all threads (robust to other load "
+                        "with --threads 1)")
     p.add_argument("--impl", default="fast", choices=["fast", "reference"],
                    help="tinyalex layer implementations: the fast paths or the plain reference versions")
     p.add_argument("--quick", action="store_true",
@@ -658,7 +673,7 @@ def _cli_main(args):
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
                         compare=args.compare, step=not args.no_step, memory=not args.no_memory, gemm_n=n,
-                        impl=args.impl, threads=args.threads)
+                        impl=args.impl, threads=args.threads, timer=args.timer)
     except (ValueError, B.BackendError) as exc:
         print(f"tinyalex bench: error: {exc}", file=sys.stderr)
         return 2
