@@ -5,6 +5,7 @@ one test that reads the CIFAR-10 JPEG copy skips when it is absent.
 """
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,15 @@ def test_write_atomic_replaces_file_and_leaves_no_temp(tmp_path):
     write_atomic(p, "old")
     write_atomic(p, "new")
     assert p.read_text() == "new" and [f.name for f in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_write_atomic_gives_the_usual_file_mode_not_mkstemp_0600(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "results.md", "x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "results.md").stat().st_mode & 0o777 == 0o644
 
 
 def test_load_data_rejects_unknown_dataset():

@@ -404,6 +404,13 @@ class Result:
     data: dict = field(default_factory=dict)
 
 
+def _default_mode(tmp) -> None:
+    """Give a mkstemp file (created 0600) the mode a plain open() would: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def write_atomic(path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and os.replace (never half-written)."""
     path = Path(path)
@@ -411,6 +418,7 @@ def write_atomic(path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        _default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -427,6 +435,7 @@ def save_figure(fig, path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        _default_mode(tmp)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
