@@ -144,15 +144,38 @@ ax.axhline(target, color="grey", ls="--", lw=1, label="tanh's final error")
 ax.set_xlabel("epoch"); ax.set_ylabel("training error"); ax.legend(); ax.grid(alpha=0.3)
 ax.set_title(f"4-layer CNN on {source}: training error per epoch")
 plt.show()
-reached = {name: next((i + 1 for i, e in enumerate(errs) if e <= target), epochs) for name, errs in best.items()}
+reached = {name: next((i + 1 for i, e in enumerate(errs) if e <= target), None) for name, errs in best.items()}
 for name in best:
-    print(f"{name}: reaches {target:.1%} training error after {reached[name]} epoch(s)")
-print(f"ReLU is {reached['tanh'] / reached['ReLU']:.1f}x faster to tanh's final training error on this run")
+    when = f"after {reached[name]} epoch(s)" if reached[name] else f"not within {epochs} epochs"
+    print(f"{name}: reaches {target:.1%} training error {when} (final {best[name][-1]:.1%})")
+if reached["ReLU"]:
+    print(f"speed-up of ReLU to tanh's final training error: {reached['tanh'] / reached['ReLU']:.1f}x (the paper: about 6x)")
+else:
+    print("ReLU did not reach tanh's final training error: no speed-up on this run")
 
 # %% [markdown]
 # Read the gap between the curves at equal epochs, and the printed ratio:
-# that is the paper's measure (epochs to a fixed training error). The paper's
-# "six times" is for their CIFAR-10 net and its 25% threshold; on this small
-# problem the ratio depends on the threshold and the learning-rate grid —
-# rerun with `TINYALEX_FAST` unset (10 epochs, 3000 images, three learning
-# rates each, several minutes on a laptop) to see a cleaner gap.
+# that is the paper's measure (epochs to a fixed training error).
+#
+# **On this small problem the paper's speed-up does not appear.** In a
+# full-mode run (`TINYALEX_FAST` unset: 3000 images, 10 epochs, three learning
+# rates each; 18 minutes wall on this project's shared 2-core VM at load
+# average ~10, `time jupyter execute 03-relu-vs-tanh.ipynb`) both picked
+# lr 0.03, and tanh was *ahead* at every epoch: 5.6% training error after 10
+# epochs against ReLU's 9.3%. The project's experiment agrees (ratio 1.0 ± 0.3
+# at the paper's 25% threshold, docs/results.md). Why:
+#
+# * tanh only slows learning where it **saturates**. Here the inputs are
+#   centred and scaled and the weights He-initialized, so most
+#   pre-activations stay in tanh's nearly linear range (see the histogram
+#   numbers above: at unit scale only 7% of units have $\tanh' < 0.1$).
+# * Fashion-MNIST at 25% (or even 10%) error is an easy target reached in a
+#   few epochs; the paper's 25% on CIFAR-10 took tanh tens of epochs.
+#
+# Try it: multiply the input `x_all` by 4 (larger pre-activations everywhere)
+# and run the comparison again; or replace He initialization by the paper's
+# $\mathcal N(0, 0.01)$.
+#
+# The full experiment, with the paper's 25% threshold, several seeds and a
+# learning-rate sweep per nonlinearity, is
+# `python -m tinyalex experiment relu_vs_tanh` (`tinyalex/experiments/relu_vs_tanh.py`).
