@@ -146,8 +146,8 @@ ax.set_title(f"4-layer CNN on {source}: training error per epoch")
 plt.show()
 reached = {name: next((i + 1 for i, e in enumerate(errs) if e <= target), None) for name, errs in best.items()}
 for name in best:
-    when = f"after {reached[name]} epoch(s)" if reached[name] else f"not within {epochs} epochs"
-    print(f"{name}: reaches {target:.1%} training error {when} (final {best[name][-1]:.1%})")
+    when = f"reached after {reached[name]} epoch(s)" if reached[name] else f"not reached within {epochs} epochs"
+    print(f"{name}: {target:.1%} training error {when} (final {best[name][-1]:.1%})")
 if reached["ReLU"]:
     print(f"speed-up of ReLU to tanh's final training error: {reached['tanh'] / reached['ReLU']:.1f}x (the paper: about 6x)")
 else:
