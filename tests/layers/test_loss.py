@@ -128,3 +128,21 @@ def test_loss_backward_with_non_scalar_dout_raises():
 def test_loss_backward_before_forward_raises():
     with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy\(\): backward\(\) called before forward\(\)"):
         SoftmaxCrossEntropy().backward()
+
+
+def test_loss_on_a_device_reads_nothing_back_to_the_host(monkeypatch):
+    """No .item()/.get() inside the loss: on a GPU each would be a synchronisation."""
+    from tinyalex import backend as B
+
+    def refuse(*a, **k):
+        raise AssertionError("the loss read a device array back to the host")
+
+    logits = B.to_device(np.random.default_rng(0).standard_normal((3, 4)), 1, "standin")
+    labels = B.to_device(np.array([0, 1, 3]), 1, "standin")
+    monkeypatch.setattr(B.DeviceArray, "item", refuse)
+    monkeypatch.setattr(B.DeviceArray, "get", refuse)
+    loss = SoftmaxCrossEntropy(f64)
+    with B.device(1):
+        out = loss.forward(logits, labels)
+        dlogits = loss.backward()
+    assert out.device == 1 and dlogits.device == 1

@@ -51,7 +51,10 @@ class SoftmaxCrossEntropy(Layer):
         if labels.dtype.kind not in "iu":
             raise TypeError(f"{self}: labels must be integers, got dtype {labels.dtype}")
         N, K = logits.shape
-        if N and not (0 <= labels.min().item() and labels.max().item() < K):   # explicit reads
+        # Host labels are range-checked here. Device labels are not: the check
+        # would read back from the GPU every batch (a synchronisation); the
+        # data loaders produce valid labels on the host before the transfer.
+        if N and isinstance(labels, numpy.ndarray) and not (0 <= labels.min() and labels.max() < K):
             raise ValueError(f"{self}: labels must be class indices in [0, {K - 1}], "
                              f"got values from {labels.min().item()} to {labels.max().item()}")
         logp = log_softmax(logits)
