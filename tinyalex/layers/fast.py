@@ -267,10 +267,11 @@ def conv2d_backward(layer, dout):
     xp.matmul(Wt.reshape(G, F // G, K).transpose(0, 2, 1), dout_g, out=cols)
     layer._fast_cols_valid = False
     Hp, Wp = H + 2 * ph, W + 2 * pw
-    dxT = xp.zeros((C, N, Hp, Wp), dtype=dout.dtype)                # channel-major, padded
+    dxT = _workspace(layer, "dxT", (C, N, Hp, Wp), dout.dtype, dout)  # channel-major, padded
     d = cols.reshape(C, kh, kw, N, Ho, Wo)
 
     def col2im(lo, hi):                     # channels lo..hi
+        dxT[lo:hi] = 0
         for i in range(kh):
             for j in range(kw):
                 # entries (c, i, j, n, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
@@ -333,7 +334,10 @@ def lrn_forward(layer, x):
     xp = get_array_module(x)
     dt = x.dtype.type
     n, alpha, k, beta = layer.size, dt(layer.alpha_eff), dt(layer.k), layer.beta
-    out, s_pow, s_pow1 = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
+    out = xp.empty(x.shape, dtype=x.dtype)
+    # kept for backward, reused from step to step (fresh large arrays page-fault)
+    s_pow = _workspace(layer, "s_pow", x.shape, x.dtype, x)
+    s_pow1 = _workspace(layer, "s_pow1", x.shape, x.dtype, x)
 
     def work(lo, hi):
         a = x[lo:hi]
@@ -388,7 +392,7 @@ def maxpool_forward(layer, x):
     if kh * kw > 255:
         raise ValueError(f"{layer}: the fast path records window offsets in uint8; use impl='reference'")
     out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)
-    idx = xp.empty((N, C, Ho, Wo), dtype=xp.uint8)
+    idx = _workspace(layer, "idx", (N, C, Ho, Wo), xp.uint8, x)     # kept for backward, reused
 
     def work(lo, hi):
         def at(i, j):        # x[n, c, y*sh + i, x*sw + j] for all outputs (a strided view)
