@@ -45,7 +45,11 @@ def show(fig):
     display(Image(buf.getvalue()))
 
 
-RUN = Path(os.environ.get("TINYALEX_RUN", "runs/10-fashion-mnist"))
+if "TINYALEX_RUN" in os.environ:
+    RUN = Path(os.environ["TINYALEX_RUN"])
+else:   # notebook 10's run (on Fashion-MNIST, or on synthetic images where it is not installed)
+    RUN = next((p for p in (Path("runs/10-fashion-mnist"), Path("runs/10-synthetic")) if (p / "model.npz").exists()),
+               Path("runs/10-fashion-mnist"))
 if not (RUN / "model.npz").exists():
     print(f"no trained model in {RUN}: training a small one first (run notebook 10 for a better one)")
     try:
@@ -108,8 +112,8 @@ else:
 train_set = load_dataset(config["dataset"], split="train", download=False)
 test_set = load_dataset(config["dataset"], split="test", download=False)
 rng = np.random.default_rng(0)
-db_idx = rng.choice(len(train_set), 1000 if FAST else 10000, replace=False)
-q_idx = rng.choice(len(test_set), 100 if FAST else 1000, replace=False)
+db_idx = rng.choice(len(train_set), min(len(train_set), 1000 if FAST else 10000), replace=False)
+q_idx = rng.choice(len(test_set), min(len(test_set), 100 if FAST else 1000), replace=False)
 
 
 def fc7_and_pixels(dataset, idx, batch=250):
