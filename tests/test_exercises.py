@@ -181,3 +181,29 @@ def test_check_catches_pytorch_style_momentum():
         return w - lr * v, v
     result = checks.check_sgd_momentum_update(_patched(sgd_momentum_update=torch_style), verbose=False)
     assert not result.passed
+
+
+def test_solutions_run_on_a_standin_device_and_match_numpy():
+    """The solutions take xp from their input, so they run (unchanged) where the data lives."""
+    from tinyalex import backend as B
+
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    logits, labels = rng.standard_normal((4, 5)), np.array([0, 1, 2, 4])
+
+    def run(put):
+        out, cache = solutions.conv_forward(put(x), put(W), put(b), 2, 1)
+        dx, dW, db = solutions.conv_backward(put(np.ones(out.shape)), cache)
+        lrn, lcache = solutions.lrn_forward(put(x), 5, 0.5)
+        dl = solutions.lrn_backward(put(np.ones(x.shape)), lcache)
+        pool, pcache = solutions.maxpool_forward(put(x))
+        dp = solutions.maxpool_backward(put(np.ones(pool.shape)), pcache)
+        loss, dz = solutions.softmax_cross_entropy(put(logits), put(labels))
+        w, v = solutions.sgd_momentum_update(put(W), put(W), put(W), 0.1)
+        return [B.to_host(a) for a in (out, dx, dW, db, lrn, dl, pool, dp, dz, w, v)] + [loss]
+
+    host = run(lambda a: a)
+    with B.use_backend("standin", 1), B.device(1):
+        device = run(lambda a: B.to_device(a, 1, "standin"))
+    for h, d in zip(host, device):
+        np.testing.assert_allclose(d, h, rtol=1e-12, atol=1e-12)
