@@ -124,7 +124,8 @@ def test_two_towers_split_conv2_and_one_tower_keeps_last_conv():
     one = small_alexnet((3, 32, 32), 10, width=4, last_conv=16, fc=16)
     assert two["conv2"].params["W"].shape == (16, 4, 3, 3)      # each tower reads 4 of 8 maps
     assert one["conv2"].params["W"].shape == (8, 4, 3, 3)
-    assert two["conv3"].params["W"].shape == one["conv3"].params["W"].shape == (16, 16, 3, 3)
+    assert two["conv3"].params["W"].shape == (16, 16, 3, 3)   # reads both towers' 16 maps
+    assert one["conv3"].params["W"].shape == (16, 8, 3, 3)    # same 16 kernels, half the input maps
 
 
 @pytest.mark.parametrize("pool", [(3, 2), (2, 2)])
