@@ -624,6 +624,57 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     return res
 
 
+# The targets of issue 5 (ratios tinyalex / torch, forward + backward; step time; memory; floor multiple)
+TARGETS = {"conv": 1.3, "lrn": 0.5, "pool": 1.0, "step": 0.8, "memory": 1.5, "floor": 1.5}
+
+
+def markdown(res):
+    """The results as Markdown tables (per layer, step, memory), with each target met or not."""
+    specs = layer_specs(res["config"]["model"])
+    cmp = res["config"]["compare"] == "torch"
+    lines = ["| layer | input | fwd ms | fwd+bwd ms |" + (" torch fwd ms | torch fwd+bwd ms | ratio fwd | "
+                                                      "ratio fwd+bwd | target | met |" if cmp else ""),
+             "|---|---|---:|---:|" + ("---:|---:|---:|---:|---:|---|" if cmp else "")]
+    for name, row in res["layers"].items():
+        line = (f"| {name} | {'x'.join(map(str, row['input_shape']))} | {row['forward_s'] * 1e3:.1f} | "
+                f"{row['forward_backward_s'] * 1e3:.1f} |")
+        if cmp:
+            target = TARGETS.get(specs[name][0])
+            met = "" if target is None else ("yes" if row["ratio_forward_backward"] <= target else "**no**")
+            line += (f" {row['torch_forward_s'] * 1e3:.1f} | {row['torch_forward_backward_s'] * 1e3:.1f} | "
+                     f"{row['ratio_forward']:.2f} | {row['ratio_forward_backward']:.2f} | "
+                     f"{'' if target is None else f'<= {target}'} | {met} |")
+        lines.append(line)
+    out = "\n".join(lines)
+    st = res.get("step")
+    if st:
+        rows = ["", "| whole training step | value | target | met |", "|---|---:|---:|---|",
+                f"| tinyalex step (ms) | {st['time_s'] * 1e3:.0f} | | |",
+                f"| tinyalex images/s | {st['images_per_s']:.1f} | | |",
+                f"| matmul FLOPs per step (G) | {st['matmul_flops'] / 1e9:.1f} | | |",
+                f"| GEMM rate (GFLOP/s) | {res['gemm']['flops_per_s'] / 1e9:.1f} | | |",
+                f"| floor (ms) | {st['floor_s'] * 1e3:.0f} | | |",
+                f"| tinyalex step / floor | {st['multiple_of_floor']:.2f} | <= {TARGETS['floor']} | "
+                f"{'yes' if st['multiple_of_floor'] <= TARGETS['floor'] else '**no**'} |"]
+        if "ratio" in st:
+            rows += [f"| torch step (ms) | {st['torch_time_s'] * 1e3:.0f} | | |",
+                     f"| torch images/s | {st['torch_images_per_s']:.1f} | | |",
+                     f"| torch step / floor | {st['torch_multiple_of_floor']:.2f} | | |",
+                     f"| ratio tinyalex / torch | {st['ratio']:.2f} | <= {TARGETS['step']} | "
+                     f"{'yes' if st['ratio'] <= TARGETS['step'] else '**no**'} |"]
+        out += "\n" + "\n".join(rows)
+    mem = res.get("memory")
+    if mem:
+        rows = ["", "| peak memory of a step | MiB | target | met |", "|---|---:|---:|---|",
+                f"| tinyalex | {mem['tinyalex']['peak_bytes'] / 2 ** 20:.0f} | | |"]
+        if "torch" in mem:
+            rows += [f"| torch | {mem['torch']['peak_bytes'] / 2 ** 20:.0f} | | |",
+                     f"| ratio | {mem['ratio']:.2f} | <= {TARGETS['memory']} | "
+                     f"{'yes' if mem['ratio'] <= TARGETS['memory'] else '**no**'} |"]
+        out += "\n" + "\n".join(rows)
+    return out
+
+
 def _parse_devices(text):
     try:
         devs = tuple(int(d) for d in text.split(","))
@@ -649,6 +700,7 @@ def register_cli(subparsers):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="floating-point type")
     p.add_argument("--compare", default=None, choices=["torch"], help="also run PyTorch and print ratios")
     p.add_argument("--json", default=None, metavar="PATH", help="write the results to this JSON file")
+    p.add_argument("--markdown", action="store_true", help="also print the results as Markdown tables")
     p.add_argument("--no-step", action="store_true", help="skip the whole training step")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     p.add_argument("--threads", type=int, default=None,
@@ -677,6 +729,8 @@ def _cli_main(args):
     except (ValueError, B.BackendError) as exc:
         print(f"tinyalex bench: error: {exc}", file=sys.stderr)
         return 2
+    if args.markdown:
+        print(markdown(res))
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
