@@ -22,7 +22,7 @@ PAPER = ("A 4-layer CNN with ReLUs reached 25% training error on CIFAR-10 six ti
          "(in epochs) than the same net with tanh; learning rates tuned per nonlinearity, "
          "no regularization.")
 FULL = Settings(dataset="fashion-mnist", epochs=4, weight_decay=0.0, extra={"lrs": [0.003, 0.01, 0.03], "sweep_epochs": 1,
-                                         "thresholds": [0.25, 0.15, 0.10]})
+                                         "thresholds": [0.5, 0.4, 0.25, 0.15, 0.10]})
 QUICK = quick_settings(weight_decay=0.0, extra={"lrs": [0.01, 0.03], "sweep_epochs": 1,
                                                 "thresholds": [0.25, 0.5]})
 ACTIVATIONS = ("relu", "tanh")
