@@ -109,9 +109,3 @@ def test_trains_two_towers_on_two_standin_devices(tiny_config, quiet):
     h = fit(cfg, log=quiet)
     assert h.status == "completed" and np.isfinite(h.epochs[0]["train_loss"])
     assert backend.get_backend() == "standin"
-
-
-def test_a_new_run_refuses_to_overwrite_an_existing_run_folder(tiny_config, tiny_model, quiet):
-    fit(tiny_config(epochs=1), model=tiny_model(), log=quiet)
-    with pytest.raises(ValueError, match="already holds a training run; continue it with --resume"):
-        fit(tiny_config(epochs=1), model=tiny_model(), log=quiet)

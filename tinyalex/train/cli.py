@@ -252,6 +252,10 @@ def _train(args):
             history = fit(cfg_resume, resume=args.resume)
         else:
             cfg.validate()
+            if cfg.out and (Path(cfg.out) / "checkpoint.npz").exists():
+                _error(f"--out {cfg.out} already holds a training run; continue it with --resume {cfg.out}, "
+                       "or choose another --out folder")
+                return 2
             history = fit(cfg)
     except DatasetNotFoundError as exc:
         _error(str(exc))

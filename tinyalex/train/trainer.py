@@ -546,9 +546,6 @@ class Trainer:
             cfg.out = _default_out(cfg)
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
-        if resume is None and (self.run_dir / CHECKPOINT).exists():
-            raise ValueError(f"{self.run_dir} already holds a training run; continue it with --resume "
-                             f"{self.run_dir} (resume=...), or choose another --out folder")
         backend.set_backend(cfg.backend, int(cfg.devices[0]))
 
         # data
