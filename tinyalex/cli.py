@@ -11,6 +11,7 @@ import sys
 
 # (module, description) of every subcommand provider, in --help order.
 COMMAND_MODULES = [
+    "tinyalex.data.cli",
     "tinyalex.train.cli",
     "tinyalex.gradcheck",
     "tinyalex.bench",
