@@ -18,8 +18,9 @@ Conv2D
     * ``cols`` is filled by one ``copyto`` from a strided view of the padded
       input (no intermediate copies).
     * The weight gradient is computed as ``dW^T = cols @ dout^T`` (a
-      (K, M) x (M, F/G) product), which OpenBLAS runs several times faster
-      than the equivalent ``dout @ cols^T`` for these shapes.
+      (K, M) x (M, F/G) product): OpenBLAS splits this form across threads
+      well, and with 2 threads it ran 1.1 to 4x faster than the equivalent
+      ``dout @ cols^T`` on AlexNet's shapes (5 to 10% with one thread).
     * ``dcols = W^T @ dout`` is written into the ``cols`` workspace (``cols``
       is no longer needed once dW is known), and col2im adds it into a
       channel-major (C, N, H, W) buffer, so that each of the kh*kw
@@ -255,7 +256,7 @@ def conv2d_backward(layer, dout):
     dout_g = _workspace(layer, "prod", (G, F // G, M), dout.dtype, dout)
     dg3, d3 = dout_g.reshape(F, N, Ho * Wo), dout.reshape(N, F, Ho * Wo).transpose(1, 0, 2)
     in_chunks(F, lambda lo, hi: xp.copyto(dg3[lo:hi], d3[lo:hi]), xp)
-    # dW_g = dout_g @ cols_g^T, computed as its transpose cols_g @ dout_g^T (faster in OpenBLAS)
+    # dW_g = dout_g @ cols_g^T, computed as its transpose cols_g @ dout_g^T (threads better in OpenBLAS)
     dWt = xp.matmul(cols, dout_g.transpose(0, 2, 1))                 # (G, K, F/G)
     dW = _into_grad(layer, "W", Wt.shape, Wt.dtype, dout)
     xp.copyto(dW.reshape(G, F // G, K), dWt.transpose(0, 2, 1))
