@@ -421,25 +421,37 @@ def maxpool_forward(layer, x):
 
 
 def maxpool_backward(layer, dout):
-    """MaxPool2D.backward, fast: one masked strided add per window offset."""
+    """MaxPool2D.backward, fast: masked adds into the stride's interleaved sub-grids, each written once.
+
+    The input rows h = rh + sh*q (rh < sh) form sh interleaved sub-grids (and
+    likewise columns). Offset (i, j) of window (y, x) lands on sub-grid
+    (i % sh, j % sw) at (q, r) = (y + i // sh, x + j // sw): a plain shifted
+    slice there. Each sub-grid collects its offsets' masked gradients in a
+    small contiguous buffer, then is written into dx once (no zero fill of
+    dx, no strided read-modify-write per offset).
+    """
     need_cache(layer, "_fast_idx")
     idx = layer._fast_idx
     check_dout(layer, dout, idx.shape)
     xp = get_array_module(dout)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     Ho, Wo = dout.shape[2:]
+    H, W = layer.x_shape[2:]
     dx = xp.empty(layer.x_shape, dtype=dout.dtype)
 
     def work(lo, hi):
         ix, d, g = idx[lo:hi], dout[lo:hi], dx[lo:hi]
-        g[...] = 0
         won = xp.empty(ix.shape, dtype=bool)
         part = xp.empty(d.shape, dtype=d.dtype)
-        for k in range(kh * kw):
-            i, j = k // kw, k % kw
-            xp.equal(ix, k, out=won)                # windows whose maximum sits at offset (i, j)
-            xp.multiply(d, won, out=part)
-            g[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
+        for rh in range(sh):
+            for rw in range(sw):
+                sub = xp.zeros(g[:, :, rh::sh, rw::sw].shape, dtype=d.dtype)
+                for i in range(rh, kh, sh):
+                    for j in range(rw, kw, sw):
+                        xp.equal(ix, i * kw + j, out=won)   # windows whose maximum sits at offset (i, j)
+                        xp.multiply(d, won, out=part)
+                        sub[:, :, i // sh:i // sh + Ho, j // sw:j // sw + Wo] += part
+                g[:, :, rh::sh, rw::sw] = sub
 
     in_chunks(dout.shape[0], work, xp, item_bytes=dx[:1].nbytes)
     return dx
