@@ -426,8 +426,11 @@ def write_atomic(path, text: str) -> None:
         raise
 
 
-def save_figure(fig, path) -> None:
-    """Save a matplotlib figure atomically as PNG (small: 100 dpi) and close it."""
+def save_figure(fig, path, palette: bool = False) -> None:
+    """Save a matplotlib figure atomically as PNG (100 dpi) and close it.
+
+    ``palette=True`` stores it with a 256-colour palette (image grids: about 3x smaller).
+    """
     import matplotlib.pyplot as plt
 
     path = Path(path)
@@ -435,6 +438,10 @@ def save_figure(fig, path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        if palette:
+            from PIL import Image
+
+            Image.open(tmp).convert("RGB").quantize(256).save(tmp, format="PNG", optimize=True)
         _default_mode(tmp)
         os.replace(tmp, path)
     finally:

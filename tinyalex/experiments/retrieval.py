@@ -85,7 +85,7 @@ def draw_grid(data, query_idx, nn_fc7, nn_pix, path, title):
     axes[0, 1 + k // 2].set_title("nearest in fc7 space", fontsize=7)
     axes[0, 1 + k + k // 2].set_title("nearest in pixel space", fontsize=7)
     fig.suptitle(title, fontsize=8)
-    save_figure(fig, path)
+    save_figure(fig, path, palette=True)
 
 
 def run(s: Settings, out, log=print) -> Result:
