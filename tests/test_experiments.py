@@ -80,6 +80,17 @@ def test_cli_quick_run_writes_run_folder_with_command(tmp_path):
     assert "experiment towers --quick" in json.loads((folder / "results.json").read_text())["meta"]["command"]
 
 
+def test_cli_missing_dataset_says_how_to_provide_it_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TINYALEX_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "runs"
+    assert cli.main(["experiment", "lrn", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nothing"),
+                     "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "--quick" in err
+    assert not any(out.iterdir())
+
+
 def test_quick_with_cifar10_uses_synthetic_rgb_images():
     s = resolve_settings(get_experiment("lrn"), quick=True, dataset="cifar10")
     assert s.dataset == "synthetic" and s.extra["image_shape"] == (3, 32, 32)

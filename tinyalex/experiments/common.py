@@ -495,7 +495,12 @@ def run_experiment(module, settings: Settings, out_dir, command: str = "", log=p
     load_before = _load()
     t0 = time.perf_counter()
     log(f"{module.NAME}: {settings.describe()} -> {folder}")
-    result = module.run(settings, folder, log=log)
+    try:
+        result = module.run(settings, folder, log=log)
+    except BaseException:
+        if not any(folder.iterdir()):      # failed before writing anything: leave no empty folder
+            folder.rmdir()
+        raise
     meta = {"wall_seconds": time.perf_counter() - t0, "load_before": load_before,
             "load_after": _load(), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}",
