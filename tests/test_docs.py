@@ -53,3 +53,10 @@ def test_hook_reports_a_broken_link_to_code(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "no_such_file.py" in result.stderr and "backend.py" not in result.stderr.replace("no_such_file", "")
+
+
+def test_no_page_appears_twice_in_the_nav():
+    import re
+
+    entries = re.findall(r"^\s*-\s*[^:]+:\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
+    assert len(entries) == len(set(entries)), f"duplicate nav entries: {sorted(e for e in entries if entries.count(e) > 1)}"
