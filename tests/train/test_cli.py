@@ -40,6 +40,11 @@ def test_evaluate_matches_the_test_accuracy_recorded_by_training(run_dir, capsys
     assert f"top-1 accuracy {100 * recorded:.2f}%" in capsys.readouterr().out
 
 
+def test_evaluate_with_ten_crop_averages_the_ten_views(run_dir, capsys, tmp_path):
+    assert main(["evaluate", str(run_dir), "--ten-crop", "--out", str(tmp_path / "cm.png")]) == 0
+    assert "(10-crop)" in capsys.readouterr().out
+
+
 def test_predict_prints_top5_class_names_with_probabilities(run_dir, capsys, tmp_path):
     img = tmp_path / "x.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(img)
