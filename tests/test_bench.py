@@ -143,3 +143,15 @@ def test_threads_option_sets_blas_elementwise_and_torch_threads_alike():
 def test_threads_below_one_is_refused():
     with pytest.raises(ValueError, match="--threads"):
         bench.run_bench(model="tiny", batch=2, threads=0, log=lambda *_: None)
+
+
+def test_two_devices_run_the_two_tower_step_under_the_standin():
+    res = bench.run_bench(model="tiny", batch=2, layers="conv1", repeats=1, warmup=0, backend="standin",
+                          devices=(0, 1), memory=False, gemm_n=64, log=lambda *_: None)
+    assert res["config"]["devices"] == [0, 1]
+    assert res["step"]["time_s"] > 0
+
+
+def test_more_than_two_devices_is_refused(capsys):
+    assert main(TINY + ["--devices", "0,1,2"]) == 2
+    assert "--devices" in capsys.readouterr().err

@@ -173,13 +173,14 @@ def _sequence(model):
     return seq
 
 
-def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0):
-    """tinyalex's AlexNet (tinyalex.models.AlexNet, one device, grouped convs) with the bench's numbers."""
+def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None):
+    """tinyalex's AlexNet (tinyalex.models.AlexNet) with the bench's numbers: one device with grouped
+    convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices."""
     from .models import AlexNet
 
     m = MODELS[model]
     return AlexNet(num_classes=m["classes"], input_shape=m["input"], channels=m["channels"], fc_sizes=m["fc"],
-                   init="paper", seed=seed, dtype=dtype)
+                   init="paper", seed=seed, dtype=dtype, devices=devices)
 
 
 def _torch_group_lrn(groups):
@@ -221,21 +222,26 @@ def _no_input_grad(net):
     """The first conv's input is data: like torch, compute no gradient for it (if the layer allows)."""
     from .layers import Conv2D
 
-    for _, layer in net.named_layers():
+    first = None
+    for name, layer in net.named_layers():
         if isinstance(layer, Conv2D):
-            layer.compute_input_grad = False
-            return
+            top = name.split(".")[0]
+            if first is None:
+                first = top
+            if top == first:               # both towers' halves of conv1 when split
+                layer.compute_input_grad = False
 
 
-def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0):
+def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None):
     """A closure running one training step on fixed random data; returns (step, net).
 
     The loss stays on the device (no host read inside the step)."""
     from .layers import SoftmaxCrossEntropy
     from .train.sgd import SGD
 
-    net = build_tinyalex_net(model, dtype, seed)
-    _no_input_grad(net)
+    net = build_tinyalex_net(model, dtype, seed, devices)
+    if devices is None:            # the split net's input broadcast needs conv1's input gradient
+        _no_input_grad(net)
     net.train()
     m = MODELS[model]
     rng = numpy.random.default_rng(seed + 1)
@@ -596,7 +602,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
 
     if step:
         flops, per = step_matmul_flops(model, batch)
-        stp, _ = make_tinyalex_step(model, batch, dt)
+        stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None)
         t = _median_time(stp, repeats, warmup, B.synchronize)
         floor = flops / rate
         s = OrderedDict(time_s=t, images_per_s=batch / t, matmul_flops=flops, floor_s=floor,
@@ -680,8 +686,9 @@ def _parse_devices(text):
         devs = tuple(int(d) for d in text.split(","))
     except ValueError:
         raise ValueError(f"--devices must be comma-separated device numbers such as 0 or 0,1, got {text!r}") from None
-    if not devs or min(devs) < 0:
-        raise ValueError(f"--devices must be non-negative device numbers, got {text!r}")
+    if not devs or min(devs) < 0 or len(devs) > 2:
+        raise ValueError(f"--devices must be one device number, or two (the two towers of section 3.2) "
+                         f"such as 0,1; got {text!r}")
     return devs
 
 
