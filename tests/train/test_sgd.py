@@ -102,3 +102,18 @@ def test_missing_gradient_names_the_parameter():
     opt = SGD([("w", np.zeros(1))])
     with pytest.raises(ValueError, match="'w'"):
         opt.step({})
+
+
+def test_chunked_numpy_update_is_bit_identical_to_the_two_lines_as_written():
+    from tinyalex.train.sgd import CHUNK, _update
+
+    rng = np.random.default_rng(3)
+    n = 3 * CHUNK + 17                       # several chunks and a ragged end
+    w, g, v = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    w2, v2 = w.copy(), v.copy()
+    _update(v, w, g, 0.9, 0.01, 5e-6, chunked=True)
+    v2 *= 0.9
+    v2 -= 5e-6 * w2
+    v2 -= 0.01 * g
+    w2 += v2
+    assert np.array_equal(v, v2) and np.array_equal(w, w2)
