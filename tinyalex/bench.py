@@ -218,20 +218,6 @@ def build_torch_net(model="alexnet", lrn_groups=2):
     return tnn.Sequential(items)
 
 
-def _no_input_grad(net):
-    """The first conv's input is data: like torch, compute no gradient for it (if the layer allows)."""
-    from .layers import Conv2D
-
-    first = None
-    for name, layer in net.named_layers():
-        if isinstance(layer, Conv2D):
-            top = name.split(".")[0]
-            if first is None:
-                first = top
-            if top == first:               # both towers' halves of conv1 when split
-                layer.compute_input_grad = False
-
-
 def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None):
     """A closure running one training step on fixed random data; returns (step, net).
 
@@ -240,8 +226,7 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, d
     from .train.sgd import SGD
 
     net = build_tinyalex_net(model, dtype, seed, devices)
-    if devices is None:            # the split net's input broadcast needs conv1's input gradient
-        _no_input_grad(net)
+    net.requires_input_grad(False)   # like torch: no gradient for the input data
     net.train()
     m = MODELS[model]
     rng = numpy.random.default_rng(seed + 1)

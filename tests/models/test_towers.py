@@ -259,3 +259,24 @@ def test_to_refuses_one_device_for_the_split_model():
     split = build_model("alexnet-small", devices=(0, 1), **SMALL)
     with pytest.raises(ValueError, match="pair of devices"):
         split.to(0, "standin")
+
+
+@pytest.mark.parametrize("devices", [None, (0, 1)], ids=["grouped", "split"])
+def test_without_input_gradient_backward_returns_none_and_parameter_gradients_are_unchanged(devices):
+    """Training skips conv1's input gradient; the weights' gradients must not change."""
+    with B.use_backend("standin"):
+        grads = []
+        for need in (True, False):
+            net = build_model("alexnet-small", devices=devices, dtype=np.float64, dropout=0)
+            net.requires_input_grad(need)
+            dev = net.input_device
+            x = B.to_device(np.random.default_rng(0).random((2, 1, 28, 28)), dev, "standin")
+            y = B.to_device(np.array([1, 2]), dev, "standin")
+            loss = SoftmaxCrossEntropy(np.float64)
+            with B.device(dev):
+                loss.forward(net.forward(x), y)
+                dx = net.backward(loss.backward())
+            assert (dx is None) == (not need)
+            grads.append({n: B.to_host(g) for n, g in net.named_gradients()})
+        for name in grads[0]:
+            np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-12, atol=0, err_msg=name)

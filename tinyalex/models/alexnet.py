@@ -536,6 +536,25 @@ class AlexNet(Layer):
                 dlogits = step.backward(dlogits)
         return dlogits
 
+    def requires_input_grad(self, flag: bool = True):
+        """Whether ``backward`` computes dL/dx for the input images (default True).
+
+        Training never uses that gradient (the input is data), and it is
+        conv1's largest product (6.7 GFLOP per batch of 32 for the full net),
+        so the trainer and the bench switch it off; ``backward`` then returns
+        None. Gradient checks and saliency maps need it on. Returns self.
+        """
+        from ..layers import Conv2D
+
+        first = None
+        for name, layer in self.named_layers():
+            if isinstance(layer, Conv2D):
+                top = name.split(".")[0]
+                first = top if first is None else first
+                if top == first:               # conv1, or both towers' halves of it
+                    layer.compute_input_grad = bool(flag)
+        return self
+
     def _ctx(self):
         return on_device(self.backend, self.devices[0])
 

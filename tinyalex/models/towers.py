@@ -124,6 +124,8 @@ class Broadcast(_Link):
 
     def _backward(self, dpair):
         da, db = dpair
+        if da is None and db is None:   # conv1 computed no input gradient (the input is data)
+            return None
         db_home = self.send(db, 1, 0, "backward")
         with self.ctx(0):
             return da + db_home

@@ -557,6 +557,8 @@ class Trainer:
         if model is None:
             model = build_model(cfg, len(self.classes), resolve_input_shape(cfg, image_shape))
         self.model = model
+        if hasattr(model, "requires_input_grad"):
+            model.requires_input_grad(False)   # the input is data: skip conv1's input gradient
         self.input_shape = model_input_shape(self.model)
         self.dropouts = [m for _, m in self.model.named_layers() if isinstance(m, Dropout)]
         self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
