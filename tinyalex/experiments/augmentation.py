@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import average_ten_crop_predictions, default_crop_size
-from .common import (Result, Settings, Table, error_rate, fmt, histories_json, load_data,
-                     make_pipeline, mean_curve, plot_curves, predict_proba, quick_settings,
-                     small_alexnet, summarize, train_classifier)
+from .common import (error_rate, fmt, histories_json, load_data, make_pipeline,
+                     plot_train_test_error, predict_proba, quick_settings, Result, Settings,
+                     small_alexnet, summarize, Table, train_classifier)
 
 NAME = "augmentation"
 TITLE = "Data augmentation: crops, flips, PCA colour; 10-crop testing (section 4.1)"
@@ -77,14 +77,8 @@ def run(s: Settings, out, log=print) -> Result:
     table = Table(f"Augmentation and test-time views ({crop}x{crop} crops; mean ± std over seeds)",
                   ["training data", "test error, centre crop", "test error, 10 views",
                    "train error (centre crop, eval mode)", "gap (centre test - train)"], rows)
-    curves = {}
-    for label, color in zip(runs, ("C0", "C1", "C2")):
-        ep, test = mean_curve(runs[label], "test_error")
-        _, train = mean_curve(runs[label], "train_eval_error")
-        curves[f"{label}: test"] = (ep, test, color + "-")
-        curves[f"{label}: train"] = (ep, train, color + ":")
-    plot_curves(curves, "error (%)", out / "train_test_error.png",
-                title=f"Augmentation, {data.label}, mean of {s.seeds} seed(s)")
+    plot_train_test_error(runs, out / "train_test_error.png",
+                          title=f"Augmentation, {data.label}, mean of {s.seeds} seed(s)")
     notes = [] if rgb else ["PCA colour augmentation needs RGB images: skipped on this 1-channel dataset."]
     return Result(tables=[table],
                   figures=[("train_test_error.png", "Test (solid) and training (dotted, centre "

@@ -592,6 +592,18 @@ def histories_json(runs: dict) -> dict:
     return {label: [asdict(h) for h in hs] for label, hs in runs.items()}
 
 
+def plot_train_test_error(runs: dict, path, title: str):
+    """Mean test error (solid) and eval-mode training error (dotted) per epoch, one colour per variant."""
+    curves = {}
+    for i, label in enumerate(runs):
+        color = f"C{i}"
+        ep, test = mean_curve(runs[label], "test_error")
+        _, train = mean_curve(runs[label], "train_eval_error")
+        curves[f"{label}: test"] = (ep, test, color + "-")
+        curves[f"{label}: train"] = (ep, train, color + ":")
+    plot_curves(curves, "error (%)", path, title=title)
+
+
 def mean_curve(histories, attr: str):
     """Element-wise mean over seeds of a per-epoch list (truncated to the shortest run)."""
     seqs = [getattr(h, attr) for h in histories if getattr(h, attr)]

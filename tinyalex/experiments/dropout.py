@@ -8,9 +8,9 @@ training error (quarter-epoch windows) first reaches ``threshold``.
 """
 from __future__ import annotations
 
-from .common import (Result, Settings, Table, compare_variants, fmt, histories_json, load_data,
-                     make_pipeline, mean_curve, plot_curves, quick_settings, standard_table,
-                     summarize)
+from .common import (compare_variants, fmt, histories_json, load_data, make_pipeline,
+                     plot_train_test_error, quick_settings, Result, Settings, standard_table,
+                     summarize, Table)
 
 NAME = "dropout"
 TITLE = "Dropout on vs off in fc6 and fc7 (section 4.2)"
@@ -34,14 +34,8 @@ def run(s: Settings, out, log=print) -> Result:
     conv = Table(f"Iterations to converge (batch {s.batch_size}; {hs[0].iterations_per_epoch} "
                  "iterations per epoch)", ["variant", "until test error within 1 point of its best",
                                            f"until training error <= {100 * t:.0f}%"], rows)
-    curves = {}
-    for label, color in zip(runs, ("C0", "C1")):
-        ep, test = mean_curve(runs[label], "test_error")
-        _, train = mean_curve(runs[label], "train_eval_error")
-        curves[f"{label}: test"] = (ep, test, color + "-")
-        curves[f"{label}: train"] = (ep, train, color + ":")
-    plot_curves(curves, "error (%)", out / "train_test_error.png",
-                title=f"Dropout on/off, {data.label}, mean of {s.seeds} seed(s)")
+    plot_train_test_error(runs, out / "train_test_error.png",
+                          title=f"Dropout on/off, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "Dropout on vs off (mean ± std over seeds)"), conv],
         figures=[("train_test_error.png", "Test (solid) and training (dotted, eval mode) error "

@@ -8,9 +8,9 @@ Measured: test error, training error (eval mode) and the gap between them.
 """
 from __future__ import annotations
 
-from .common import (Result, Settings, Table, compare_variants, histories_json, load_data,
-                     make_pipeline, mean_curve, plot_curves, quick_settings, small_alexnet,
-                     standard_table)
+from .common import (compare_variants, histories_json, load_data, make_pipeline,
+                     plot_train_test_error, quick_settings, Result, Settings, small_alexnet,
+                     standard_table, Table)
 
 NAME = "pooling"
 TITLE = "Overlapping pooling 3/2 vs 2/2 (section 3.4)"
@@ -29,14 +29,8 @@ def run(s: Settings, out, log=print) -> Result:
     params = Table("Model size", ["variant", "parameters"],
                    [[label, f"{small_alexnet(in_shape, data.num_classes, width=s.width, fc=s.fc, **kw).num_parameters():,}"]
                     for label, kw in VARIANTS.items()])
-    curves = {}
-    for label, color in zip(runs, ("C0", "C1")):
-        ep, test = mean_curve(runs[label], "test_error")
-        _, train = mean_curve(runs[label], "train_eval_error")
-        curves[f"{label}: test"] = (ep, test, color + "-")
-        curves[f"{label}: train"] = (ep, train, color + ":")
-    plot_curves(curves, "error (%)", out / "train_test_error.png",
-                title=f"Pooling 3/2 vs 2/2, {data.label}, mean of {s.seeds} seed(s)")
+    plot_train_test_error(runs, out / "train_test_error.png",
+                          title=f"Pooling 3/2 vs 2/2, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "Overlapping vs non-overlapping pooling (mean ± std over seeds)"),
                 params],
