@@ -46,6 +46,16 @@ def save_figure(fig, path):
     return path
 
 
+
+def _finish(fig, path=None, title=""):
+    """Title, tight layout, and (with a path) an atomic PNG; returns the figure."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
 def _column(rows, key):
     return numpy.array([numpy.nan if r.get(key) in (None, "") else float(r[key]) for r in rows])
 
@@ -83,12 +93,7 @@ def plot_curves(history, path=None, title=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -126,10 +131,7 @@ def plot_confusion_matrix(counts, classes, path=None, normalize=True, title="con
                 text = f"{100 * v:.0f}" if normalize else str(int(v))
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if v > 0.5 * values.max() else "black")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, path)
 
 
 def _to_display(images):
@@ -203,9 +205,4 @@ def plot_image_grid(images, captions=None, cols=8, path=None, title=None):
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
             if captions is not None:
                 ax.set_title(str(captions[i]), fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
