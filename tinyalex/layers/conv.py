@@ -8,6 +8,7 @@ import numpy
 
 from ..backend import get_array_module
 from . import fast as _fast
+from . import winograd as _winograd
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 
@@ -106,6 +107,10 @@ class Conv2D(Layer):
 
     impl = "fast"               # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
     compute_input_grad = True   # False: backward returns None (a first layer, whose input is data)
+    algorithm = "auto"          # with impl "fast": "auto" | "im2col" | "winograd" (see winograd_tile)
+    ALGORITHMS = ("auto", "im2col", "winograd")
+    winograd_tiles = {3: 4, 5: 4}   # kernel size r -> output tile m of Winograd F(m x m, r x r)
+    winograd_min_channels = 16      # "auto": Winograd only with at least this many input channels per group
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
@@ -149,9 +154,57 @@ class Conv2D(Layer):
                               f"H+2p >= {kh} and W+2p >= {kw}", f"padded input {H + 2 * ph}x{W + 2 * pw}")
         return (self.out_channels, conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw))
 
+    def winograd_tile(self):
+        """The output tile size m if the fast path runs Winograd F(m x m, r x r), else None (im2col).
+
+        * ``algorithm = "im2col"``: None.
+        * ``"winograd"``: ``winograd_tiles[r]`` (2 for kernel sizes not
+          listed); a ValueError if the layer has stride != 1 or a
+          non-square kernel.
+        * ``"auto"`` (default): Winograd when stride is 1, the kernel is a
+          square r x r with r in ``winograd_tiles`` (3 -> F(4x4, 3x3),
+          5 -> F(4x4, 5x5)) and there are at least ``winograd_min_channels``
+          (16) input channels per group; else im2col.
+
+        Why (CPU time per layer, 1 thread, float32, NumPy 2.4 / OpenBLAS,
+        2-core machine, im2col -> Winograd F(4, r), forward + backward;
+        scripts and full tables in docs/layers.md):
+
+        * AlexNet batch 32: conv2 (5x5, 96 -> 256, 27x27) 590 -> 296 ms,
+          conv3 319 -> 196, conv4 275 -> 183, conv5 211 -> 135. F(2, 3) was
+          slower than F(4, 3) on all three 3x3 layers, F(6, 3) too; F(6, 5)
+          was no faster than F(4, 5) and 100x less accurate in float32.
+        * alexnet-small batch 128: conv2 (32 -> 64, groups 2, 16 channels
+          per group) 72 -> 55 ms, conv3 39 -> 26, conv4 49 -> 34, conv5
+          40 -> 28; but conv1 (1 input channel, 5x5) 24 -> 77 ms: with few
+          channels the tile transforms cost more than the products save.
+        * float32 error relative to the largest output, against float64:
+          about 1e-5 for F(4, 3) and F(4, 5) (im2col: 6e-7).
+        """
+        alg = self.algorithm
+        if alg not in self.ALGORITHMS:
+            raise ValueError(f"{self}: algorithm must be one of {self.ALGORITHMS}, got {alg!r}")
+        if alg == "im2col":
+            return None
+        (kh, kw) = self.kernel_size
+        supported = self.stride == (1, 1) and kh == kw
+        if alg == "winograd":
+            if not supported:
+                raise ValueError(f"{self}: algorithm='winograd' needs stride 1 and a square kernel, got "
+                                 f"stride={self.stride}, kernel_size={self.kernel_size}; use 'im2col' or 'auto'")
+            return self.winograd_tiles.get(kh, 2)
+        if supported and kh in self.winograd_tiles and self.in_channels // self.groups >= self.winograd_min_channels:
+            return self.winograd_tiles[kh]
+        return None
+
     def forward(self, x):
         if _fast.check_impl(self) == "fast":
+            m = self.winograd_tile()
+            if m is not None:
+                return _winograd.conv2d_forward(self, x, m)
+            self._winograd = None
             return _fast.conv2d_forward(self, x)
+        self._winograd = None
         check_input(self, x, 4, self.in_channels)
         N = x.shape[0]
         F, Ho, Wo = self.output_shape(x.shape[1:])
@@ -166,6 +219,8 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout):
+        if getattr(self, "_winograd", None) is not None:
+            return _winograd.conv2d_backward(self, dout)     # the last forward was Winograd
         if self.cols is None and getattr(self, "_fast_x", None) is not None:
             return _fast.conv2d_backward(self, dout)     # the last forward was the fast one
         need_cache(self, "cols")
