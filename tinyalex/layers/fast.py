@@ -385,78 +385,124 @@ def lrn_backward(layer, dout):
 # --------------------------------------------------------------------------
 # MaxPool2D
 # --------------------------------------------------------------------------
+_POOL_CHUNK_BYTES = 1 << 20     # per chunk of channel planes: the chunk's temporaries stay in the L2 cache
+
+
+def _running_max(xp, src, shift, k, m, win, labels):
+    """m = max over t < k of src[t*shift : t*shift + n] (n = len(m)); win = label of the first t attaining it.
+
+    ``labels(t)``: the uint8 label of candidate t (a number or an array like
+    m); every label of candidate t must exceed every label of the earlier
+    candidates. Then "win = label where strictly greater" is a ``maximum``
+    (branch-free; ``copyto(..., where=mask)`` with a random mask is several
+    times slower), and strictly greater keeps the first maximum on ties.
+    """
+    n = m.shape[0]
+    xp.copyto(win, labels(0))
+    best = src[:n]                                  # the running maximum (m after the first step)
+    better = xp.empty(n, dtype=bool)
+    cand = xp.empty(n, dtype=xp.uint8)
+    for t in range(1, k):
+        v = src[t * shift:t * shift + n]
+        xp.greater(v, best, out=better)             # strictly greater: ties keep the earlier candidate
+        best = xp.maximum(best, v, out=m)
+        xp.multiply(better.view(xp.uint8), labels(t), out=cand)   # label where better, else 0
+        xp.maximum(win, cand, out=win)
+    if k == 1:
+        xp.copyto(m, best)
+
+
 def maxpool_forward(layer, x):
-    """MaxPool2D.forward, fast: running maximum over the kh*kw offsets, winner offsets in uint8."""
+    """MaxPool2D.forward, fast: separable maximum (the kw columns, then the kh rows) in contiguous passes.
+
+    Per chunk of (n, c) planes, flattened to one line of pixels:
+
+    1. columns: ``cm[p] = max(x[p], x[p+1], ..., x[p+kw-1])`` for every pixel
+       p of the line (shifted contiguous slices: whole-line vector loops;
+       the values for columns no window starts at are computed and dropped),
+       with ``cj[p]`` the first column offset attaining it; then the columns
+       x*sw windows start at are kept: ``cm``, ``cj`` (planes, Hc, Wo).
+    2. rows: the same over ``cm`` with shifts of one row (Wo), labels
+       ``i*kw + cj`` (the window offset of the winner in row-major order);
+       then the rows y*sh are kept.
+
+    The first maximum in row-major order is the one in the first row holding
+    the maximum, at that row's first column holding it, so ties go where the
+    plain version sends them. Winner offsets are kept in uint8 for backward.
+    """
     check_input(layer, x, 4)
     xp = get_array_module(x)
-    N = x.shape[0]
-    C, Ho, Wo = layer.output_shape(x.shape[1:])
+    N, C = x.shape[:2]
+    _, Ho, Wo = layer.output_shape(x.shape[1:])
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     if kh * kw > 255:
         raise ValueError(f"{layer}: the fast path records window offsets in uint8; use impl='reference'")
-    out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)
+    H, W = x.shape[2:]
+    Hc = sh * (Ho - 1) + kh                         # the rows any window reaches
+    planes = x.reshape(N * C, H, W)
+    out = xp.empty((N * C, Ho, Wo), dtype=x.dtype)
     idx = _workspace(layer, "idx", (N, C, Ho, Wo), xp.uint8, x)     # kept for backward, reused
+    idx3 = idx.reshape(N * C, Ho, Wo)
+    cols, rows = slice(0, sw * (Wo - 1) + 1, sw), slice(0, sh * (Ho - 1) + 1, sh)
 
     def work(lo, hi):
-        def at(i, j):        # x[n, c, y*sh + i, x*sw + j] for all outputs (a strided view)
-            return x[lo:hi, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+        P = hi - lo
+        line = planes[lo:hi].reshape(-1)              # a view when x is contiguous
+        # 1. max over the kw columns at every pixel (the last kw-1 of the line have no window: left unset)
+        m = xp.empty(line.shape, dtype=x.dtype)
+        mj = xp.empty(line.shape, dtype=xp.uint8)
+        n = line.shape[0] - (kw - 1)
+        _running_max(xp, line, 1, kw, m[:n], mj[:n], lambda j: xp.uint8(j))
+        cm = m.reshape(P, H, W)[:, :Hc, cols].copy().reshape(-1)      # (P, Hc, Wo), contiguous
+        cj = mj.reshape(P, H, W)[:, :Hc, cols].copy().reshape(-1)
+        # 2. max over the kh rows of cm (one row = Wo entries), labelled with the window offset i*kw + j
+        r = xp.empty(cm.shape, dtype=x.dtype)
+        ri = xp.empty(cm.shape, dtype=xp.uint8)
+        n = cm.shape[0] - (kh - 1) * Wo
+        _running_max(xp, cm, Wo, kh, r[:n], ri[:n], lambda i: cj[i * Wo:i * Wo + n] + xp.uint8(i * kw))
+        xp.copyto(out[lo:hi], r.reshape(P, Hc, Wo)[:, rows])
+        xp.copyto(idx3[lo:hi], ri.reshape(P, Hc, Wo)[:, rows])
 
-        o, ix = out[lo:hi], idx[lo:hi]
-        xp.copyto(o, at(0, 0))
-        ix[...] = 0
-        better = xp.empty(o.shape, dtype=bool)
-        newk = xp.empty(o.shape, dtype=xp.uint8)
-        for k in range(1, kh * kw):
-            v = at(k // kw, k % kw)
-            xp.greater(v, o, out=better)            # strictly greater: ties keep the first maximum
-            xp.maximum(o, v, out=o)
-            # ix = k where better: k exceeds every offset recorded so far, so a maximum does it
-            # without branches (copyto(..., where=) with a random mask is several times slower)
-            xp.multiply(better, xp.uint8(k), out=newk)
-            xp.maximum(ix, newk, out=ix)
-
-    in_chunks(N, work, xp, item_bytes=x[:1].nbytes)
+    in_chunks(N * C, work, xp, item_bytes=H * W * x.itemsize, chunk_bytes=_POOL_CHUNK_BYTES)
     layer.argmax = None                             # the plain version's cache: not used by this path
     layer._fast_idx = idx
     layer.x_shape = x.shape
-    return out
+    return out.reshape(N, C, Ho, Wo)
 
 
 def maxpool_backward(layer, dout):
-    """MaxPool2D.backward, fast: masked adds into the stride's interleaved sub-grids, each written once.
+    """MaxPool2D.backward, fast: one scatter-add (``bincount``) of dout to its windows' winners.
 
-    The input rows h = rh + sh*q (rh < sh) form sh interleaved sub-grids (and
-    likewise columns). Offset (i, j) of window (y, x) lands on sub-grid
-    (i % sh, j % sw) at (q, r) = (y + i // sh, x + j // sw): a plain shifted
-    slice there. Each sub-grid collects its offsets' masked gradients in a
-    small contiguous buffer, then is written into dx once (no zero fill of
-    dx, no strided read-modify-write per offset).
+    Window (y, x) won at offset k = i*kw + j sends its gradient to pixel
+    (y*sh + i, x*sw + j), flat position ``(y*sh)*W + x*sw + table[k]`` in its
+    plane with ``table[k] = i*W + j``. ``bincount(positions, weights=dout)``
+    sums every window's gradient into its pixel in one pass (in float64, then
+    rounded once to dout's dtype: the overlapping windows' sums are at least
+    as precise as the plain version's float32 adds).
     """
     need_cache(layer, "_fast_idx")
     idx = layer._fast_idx
     check_dout(layer, dout, idx.shape)
     xp = get_array_module(dout)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-    Ho, Wo = dout.shape[2:]
+    N, C, Ho, Wo = dout.shape
     H, W = layer.x_shape[2:]
-    dx = xp.empty(layer.x_shape, dtype=dout.dtype)
+    k = xp.arange(kh * kw)
+    table = (k // kw) * W + k % kw                               # offset k -> its flat position in the window
+    corner = (xp.arange(Ho)[:, None] * (sh * W) + xp.arange(Wo) * sw)   # window (y, x)'s top-left pixel
+    idx3, d3 = idx.reshape(N * C, Ho, Wo), dout.reshape(N * C, Ho, Wo)
+    dx = xp.empty((N * C, H * W), dtype=dout.dtype)
 
     def work(lo, hi):
-        ix, d, g = idx[lo:hi], dout[lo:hi], dx[lo:hi]
-        won = xp.empty(ix.shape, dtype=bool)
-        part = xp.empty(d.shape, dtype=d.dtype)
-        for rh in range(sh):
-            for rw in range(sw):
-                sub = xp.zeros(g[:, :, rh::sh, rw::sw].shape, dtype=d.dtype)
-                for i in range(rh, kh, sh):
-                    for j in range(rw, kw, sw):
-                        xp.equal(ix, i * kw + j, out=won)   # windows whose maximum sits at offset (i, j)
-                        xp.multiply(d, won, out=part)
-                        sub[:, :, i // sh:i // sh + Ho, j // sw:j // sw + Wo] += part
-                g[:, :, rh::sh, rw::sw] = sub
+        P = hi - lo
+        pos = xp.take(table, idx3[lo:hi])           # (P, Ho, Wo): winner's position in its window
+        pos += corner
+        pos += (xp.arange(P) * (H * W))[:, None, None]   # plane p of the chunk starts at p*H*W
+        s = xp.bincount(pos.reshape(-1), weights=d3[lo:hi].reshape(-1), minlength=P * H * W)
+        xp.copyto(dx[lo:hi], s.reshape(P, H * W), casting="same_kind")
 
-    in_chunks(dout.shape[0], work, xp, item_bytes=dx[:1].nbytes)
-    return dx
+    in_chunks(N * C, work, xp, item_bytes=H * W * dout.itemsize, chunk_bytes=_POOL_CHUNK_BYTES)
+    return dx.reshape(layer.x_shape)
 
 
 # --------------------------------------------------------------------------
