@@ -40,16 +40,25 @@ LRN
       workspaces reused from step to step), so backward needs no division
       and no power.
 MaxPool2D
-    * A running maximum over the kh*kw offsets of strided views, with the
-      winning offset recorded in a uint8 array: strictly greater replaces,
-      so ties go to the first maximum in row-major order, as in the plain
-      version. No (N, C, Ho, Wo, kh*kw) copy, no argmax over it. The
-      maximum is taken with ``maximum`` and the offset recorded with a
-      second ``maximum`` (branch-free): ``copyto(..., where=mask)`` with a
-      random mask was three times slower.
-    * Backward adds each offset's masked gradient into the stride's
-      interleaved sub-grids of dx (contiguous buffers), each written into dx
-      once.
+    * Separable maximum: the max over a kh x kw window is the max over its
+      kh rows of the max over each row's kw columns, so the forward does
+      (kw-1) + (kh-1) compare steps (2 + 2 for 3x3) instead of kh*kw-1 (8).
+      The winner is recorded as a uint8 offset i*kw + j; strictly greater
+      replaces, first over columns then over rows, so ties go to the first
+      maximum in row-major order, as in the plain version.
+    * Contiguous passes: each chunk of (n, c) planes is first split into the
+      stride's sh*sw interleaved sub-grids (one strided copy); after that a
+      window offset is a shift along a flattened line, and every compare
+      step is one long contiguous vector loop. On the window views
+      themselves NumPy runs strided inner loops as short as a row (6 values
+      for AlexNet's pool5), which cost several times more per value.
+    * Chunks of about 1 MB of planes keep the temporaries in the L2 cache.
+    * Backward is one scatter-add: each window's winner gets a flat pixel
+      position and ``bincount(positions, weights=dout)`` sums the gradients
+      of overlapping windows in one pass (in float64, rounded once), instead
+      of a masked add per kernel offset (9 passes of equal, multiply and add
+      for 3x3). ``take`` of the offsets' positions is several times faster
+      with intp indices than with the uint8 ones.
 ReLU
     * Keeps its output (which the next layer holds anyway) instead of a
       separate mask, and uses ``maximum``.
@@ -388,22 +397,23 @@ def lrn_backward(layer, dout):
 _POOL_CHUNK_BYTES = 1 << 20     # per chunk of channel planes: the chunk's temporaries stay in the L2 cache
 
 
-def _running_max(xp, src, shift, k, m, win, labels):
-    """m = max over t < k of src[t*shift : t*shift + n] (n = len(m)); win = label of the first t attaining it.
+def _running_max(xp, candidates, k, m, win, labels):
+    """m = max over t < k of candidates(t); win = labels(t) of the first t attaining it.
 
-    ``labels(t)``: the uint8 label of candidate t (a number or an array like
-    m); every label of candidate t must exceed every label of the earlier
-    candidates. Then "win = label where strictly greater" is a ``maximum``
-    (branch-free; ``copyto(..., where=mask)`` with a random mask is several
-    times slower), and strictly greater keeps the first maximum on ties.
+    ``candidates(t)``: an array as long as m. ``labels(t)``: the uint8 label
+    of candidate t (a number or an array), every label of candidate t larger
+    than every label of the earlier ones. Then "win = label where strictly
+    greater" is a ``maximum`` (branch-free; ``copyto(..., where=mask)`` with
+    a random mask is several times slower), and strictly greater keeps the
+    first maximum on ties.
     """
     n = m.shape[0]
     xp.copyto(win, labels(0))
-    best = src[:n]                                  # the running maximum (m after the first step)
+    best = candidates(0)                            # the running maximum (m after the first step)
     better = xp.empty(n, dtype=bool)
     cand = xp.empty(n, dtype=xp.uint8)
     for t in range(1, k):
-        v = src[t * shift:t * shift + n]
+        v = candidates(t)
         xp.greater(v, best, out=better)             # strictly greater: ties keep the earlier candidate
         best = xp.maximum(best, v, out=m)
         xp.multiply(better.view(xp.uint8), labels(t), out=cand)   # label where better, else 0
@@ -413,20 +423,25 @@ def _running_max(xp, src, shift, k, m, win, labels):
 
 
 def maxpool_forward(layer, x):
-    """MaxPool2D.forward, fast: separable maximum (the kw columns, then the kh rows) in contiguous passes.
+    """MaxPool2D.forward, fast: separable maximum (the kw columns, then the kh rows) over the stride's sub-grids.
 
-    Per chunk of (n, c) planes, flattened to one line of pixels:
+    Per chunk of (n, c) planes:
 
-    1. columns: ``cm[p] = max(x[p], x[p+1], ..., x[p+kw-1])`` for every pixel
-       p of the line (shifted contiguous slices: whole-line vector loops;
-       the values for columns no window starts at are computed and dropped),
-       with ``cj[p]`` the first column offset attaining it; then the columns
-       x*sw windows start at are kept: ``cm``, ``cj`` (planes, Hc, Wo).
-    2. rows: the same over ``cm`` with shifts of one row (Wo), labels
-       ``i*kw + cj`` (the window offset of the winner in row-major order);
-       then the rows y*sh are kept.
+    0. split each plane into its sh*sw interleaved sub-grids
+       ``g[rh, rw][q, r] = x[rh + q*sh, rw + r*sw]``, each (Hq, Wq) with
+       Hq = Ho + (kh-1)//sh, Wq = Wo + (kw-1)//sw (the pixels windows reach;
+       padding set to 0, never used). Window offset (i, j) of window (y, x)
+       is ``g[i % sh, j % sw][y + i//sh, x + j//sw]``: a shifted slice.
+    1. columns, for each row sub-grid rh: ``cm[rh] = max_j`` of the
+       sub-grid ``j % sw`` shifted by ``j // sw`` columns, with ``cj`` the
+       first j attaining it;
+    2. rows: ``out = max_i`` of ``cm[i % sh]`` shifted by ``i // sh`` rows,
+       labelled ``i*kw + cj`` (the winner's offset in row-major order).
 
-    The first maximum in row-major order is the one in the first row holding
+    Every step runs on whole chunks flattened to one line (a shift by one
+    row is a shift by Wq along the line; what spills over a row's end is
+    computed and dropped): long contiguous vector loops instead of strided
+    ones. The first maximum in row-major order is in the first row holding
     the maximum, at that row's first column holding it, so ties go where the
     plain version sends them. Winner offsets are kept in uint8 for backward.
     """
@@ -438,30 +453,44 @@ def maxpool_forward(layer, x):
     if kh * kw > 255:
         raise ValueError(f"{layer}: the fast path records window offsets in uint8; use impl='reference'")
     H, W = x.shape[2:]
-    Hc = sh * (Ho - 1) + kh                         # the rows any window reaches
+    Hq, Wq = Ho + (kh - 1) // sh, Wo + (kw - 1) // sw
+    gh, gw = min(sh, kh), min(sw, kw)               # the sub-grids windows reach (all unless stride > kernel)
     planes = x.reshape(N * C, H, W)
     out = xp.empty((N * C, Ho, Wo), dtype=x.dtype)
     idx = _workspace(layer, "idx", (N, C, Ho, Wo), xp.uint8, x)     # kept for backward, reused
     idx3 = idx.reshape(N * C, Ho, Wo)
-    cols, rows = slice(0, sw * (Wo - 1) + 1, sw), slice(0, sh * (Ho - 1) + 1, sh)
 
     def work(lo, hi):
         P = hi - lo
-        line = planes[lo:hi].reshape(-1)              # a view when x is contiguous
-        # 1. max over the kw columns at every pixel (the last kw-1 of the line have no window: left unset)
-        m = xp.empty(line.shape, dtype=x.dtype)
-        mj = xp.empty(line.shape, dtype=xp.uint8)
-        n = line.shape[0] - (kw - 1)
-        _running_max(xp, line, 1, kw, m[:n], mj[:n], lambda j: xp.uint8(j))
-        cm = m.reshape(P, H, W)[:, :Hc, cols].copy().reshape(-1)      # (P, Hc, Wo), contiguous
-        cj = mj.reshape(P, H, W)[:, :Hc, cols].copy().reshape(-1)
-        # 2. max over the kh rows of cm (one row = Wo entries), labelled with the window offset i*kw + j
-        r = xp.empty(cm.shape, dtype=x.dtype)
-        ri = xp.empty(cm.shape, dtype=xp.uint8)
-        n = cm.shape[0] - (kh - 1) * Wo
-        _running_max(xp, cm, Wo, kh, r[:n], ri[:n], lambda i: cj[i * Wo:i * Wo + n] + xp.uint8(i * kw))
-        xp.copyto(out[lo:hi], r.reshape(P, Hc, Wo)[:, rows])
-        xp.copyto(idx3[lo:hi], ri.reshape(P, Hc, Wo)[:, rows])
+        L = P * Hq * Wq                             # one sub-grid of the chunk, as a line
+        g = xp.empty((gh, gw, P, Hq, Wq), dtype=x.dtype)
+        for rh in range(gh):
+            for rw in range(gw):
+                sub = planes[lo:hi, rh::sh, rw::sw][:, :Hq, :Wq]
+                g[rh, rw, :, :sub.shape[1], :sub.shape[2]] = sub
+                g[rh, rw, :, sub.shape[1]:] = 0
+                g[rh, rw, :, :, sub.shape[2]:] = 0
+        g = g.reshape(gh, gw, L)
+        # 1. columns
+        n = L - (kw - 1) // sw
+        cm = xp.empty((gh, L), dtype=x.dtype)
+        cj = xp.empty((gh, L), dtype=xp.uint8)
+        for rh in range(gh):
+            _running_max(xp, lambda j: g[rh, j % sw, j // sw:j // sw + n], kw, cm[rh, :n], cj[rh, :n],
+                         lambda j: xp.uint8(j))
+            cm[rh, n:], cj[rh, n:] = 0, 0
+        # 2. rows
+        n = L - (kh - 1) // sh * Wq
+        r = xp.empty(L, dtype=x.dtype)
+        ri = xp.empty(L, dtype=xp.uint8)
+
+        def rows(i):                                # cm's row sub-grid i % sh, shifted by i // sh rows
+            return slice(i // sh * Wq, i // sh * Wq + n)
+
+        _running_max(xp, lambda i: cm[i % sh, rows(i)], kh, r[:n], ri[:n],
+                     lambda i: cj[i % sh, rows(i)] + xp.uint8(i * kw))
+        xp.copyto(out[lo:hi], r.reshape(P, Hq, Wq)[:, :Ho, :Wo])
+        xp.copyto(idx3[lo:hi], ri.reshape(P, Hq, Wq)[:, :Ho, :Wo])
 
     in_chunks(N * C, work, xp, item_bytes=H * W * x.itemsize, chunk_bytes=_POOL_CHUNK_BYTES)
     layer.argmax = None                             # the plain version's cache: not used by this path
@@ -495,7 +524,8 @@ def maxpool_backward(layer, dout):
 
     def work(lo, hi):
         P = hi - lo
-        pos = xp.take(table, idx3[lo:hi])           # (P, Ho, Wo): winner's position in its window
+        # (P, Ho, Wo): the winner's position in its window (take is several times faster with intp indices)
+        pos = xp.take(table, idx3[lo:hi].astype(xp.intp))
         pos += corner
         pos += (xp.arange(P) * (H * W))[:, None, None]   # plane p of the chunk starts at p*H*W
         s = xp.bincount(pos.reshape(-1), weights=d3[lo:hi].reshape(-1), minlength=P * H * W)
