@@ -206,9 +206,11 @@ def test_float32_error_at_alexnet_channel_counts_is_about_1e_5_of_the_output(rng
     (dict(in_channels=256, kernel_size=3, padding=1), 4),                 # conv3: F(4x4, 3x3)
     (dict(in_channels=384, kernel_size=3, padding=1, groups=2), 4),       # conv4/conv5
     (dict(in_channels=96, kernel_size=5, padding=2, groups=2), 4),        # conv2: F(4x4, 5x5)
-    (dict(in_channels=32, kernel_size=3, padding=2, groups=2), 4),        # alexnet-small conv2: 16 per group
+    (dict(in_channels=64, kernel_size=3, padding=1), 4),                  # alexnet-small conv3: 64 channels
+    (dict(in_channels=96, kernel_size=3, padding=1, groups=2), 4),        # alexnet-small conv4/5: 48 per group
+    (dict(in_channels=32, kernel_size=3, padding=2, groups=2), None),     # alexnet-small conv2: 16 per group
     (dict(in_channels=1, kernel_size=5, padding=2), None),                # alexnet-small conv1: 1 channel
-    (dict(in_channels=8, kernel_size=3, padding=1, groups=1), None),      # fewer than 16 channels
+    (dict(in_channels=16, kernel_size=3, padding=1, groups=1), None),     # fewer than 32 channels
     (dict(in_channels=3, kernel_size=11, stride=4), None),                # AlexNet conv1: stride 4
     (dict(in_channels=64, kernel_size=3, stride=2, padding=1), None),     # stride 2
     (dict(in_channels=64, kernel_size=7, padding=3), None),               # 7x7: not measured, im2col
@@ -222,8 +224,8 @@ def test_auto_picks_winograd_exactly_where_the_docstring_says(kwargs, expected):
 
 
 def test_auto_forward_runs_winograd_where_it_picks_it(rng):
-    layer = Conv2D(16, 4, 3, padding=1, rng=rng)
-    layer.forward(rng.standard_normal((1, 16, 6, 6)).astype(np.float32))
+    layer = Conv2D(32, 4, 3, padding=1, rng=rng)
+    layer.forward(rng.standard_normal((1, 32, 6, 6)).astype(np.float32))
     assert layer._winograd is not None and layer._winograd["m"] == 4
 
 

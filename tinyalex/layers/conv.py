@@ -110,7 +110,7 @@ class Conv2D(Layer):
     algorithm = "auto"          # with impl "fast": "auto" | "im2col" | "winograd" (see winograd_tile)
     ALGORITHMS = ("auto", "im2col", "winograd")
     winograd_tiles = {3: 4, 5: 4}   # kernel size r -> output tile m of Winograd F(m x m, r x r)
-    winograd_min_channels = 16      # "auto": Winograd only with at least this many input channels per group
+    winograd_min_channels = 32      # "auto": Winograd only with at least this many input channels per group
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
@@ -164,7 +164,7 @@ class Conv2D(Layer):
         * ``"auto"`` (default): Winograd when stride is 1, the kernel is a
           square r x r with r in ``winograd_tiles`` (3 -> F(4x4, 3x3),
           5 -> F(4x4, 5x5)) and there are at least ``winograd_min_channels``
-          (16) input channels per group; else im2col.
+          (32) input channels per group; else im2col.
 
         Why (CPU time per layer, 1 thread, float32, NumPy 2.4 / OpenBLAS,
         2-core machine, im2col -> Winograd F(4, r), forward + backward;
@@ -174,10 +174,12 @@ class Conv2D(Layer):
           conv3 319 -> 196, conv4 275 -> 183, conv5 211 -> 135. F(2, 3) was
           slower than F(4, 3) on all three 3x3 layers, F(6, 3) too; F(6, 5)
           was no faster than F(4, 5) and 100x less accurate in float32.
-        * alexnet-small batch 128: conv2 (32 -> 64, groups 2, 16 channels
-          per group) 72 -> 55 ms, conv3 39 -> 26, conv4 49 -> 34, conv5
-          40 -> 28; but conv1 (1 input channel, 5x5) 24 -> 77 ms: with few
-          channels the tile transforms cost more than the products save.
+        * alexnet-small batch 128 (ranges over four runs on a loaded
+          machine): conv3 (64 channels) 35-47 -> 26-30 ms, conv4 (48 per
+          group) 38-49 -> 28-36, conv5 (48 per group) 33-44 -> 24-28; but
+          conv2 (16 channels per group) 43-72 -> 46-57, a tie, and conv1
+          (1 input channel, 5x5) 24-26 -> 74-77 ms: with few channels the
+          tile transforms cost more than the smaller products save.
         * float32 error relative to the largest output, against float64:
           about 1e-5 for F(4, 3) and F(4, 5) (im2col: 6e-7).
         """
