@@ -202,6 +202,12 @@ def _constants(layer, m, r, like):
 # --------------------------------------------------------------------------
 # Forward and backward
 # --------------------------------------------------------------------------
+# Changing a batch-innermost (C, H, W, N) buffer back to (N, C, H, W) is done
+# this many bytes at a time (measured: 27 ms in one piece, 8 to 10 ms in
+# chunks of a few channels, for conv2's 32x256x27x27 output).
+_TRANSPOSE_CHUNK = 1 << 20
+
+
 def _geometry(layer, x_shape, m):
     """Shapes: tiles th x tw of m x m outputs; input tiles a x a read from a padded input (Hp, Wp)."""
     N, C, H, W = x_shape
@@ -289,7 +295,9 @@ def _scatter_output(layer, Y, g, m, b, xp):
     in_chunks(F, tiles_to_map, xp)
     out = xp.empty((N, F, Ho, Wo), dtype=Y.dtype)
     src, bcol = outT[:, :Ho, :Wo].transpose(3, 0, 1, 2), b.reshape(1, F, 1, 1)
-    in_chunks(N, lambda lo, hi: xp.add(src[lo:hi], bcol, out=out[lo:hi]), xp)
+    # a few filters at a time, so that what one chunk reads and writes stays in cache (3-4x faster)
+    in_chunks(F, lambda lo, hi: xp.add(src[:, lo:hi], bcol[:, lo:hi], out=out[:, lo:hi]), xp,
+              item_bytes=N * Ho * Wo * Y.itemsize, chunk_bytes=_TRANSPOSE_CHUNK)
     return out
 
 
@@ -359,5 +367,6 @@ def conv2d_backward(layer, dout):
     ph, pw = g["ph"], g["pw"]
     dx = xp.empty((N, C, H, W), dtype=dout.dtype)
     dxv = dxT[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2)
-    in_chunks(N, lambda lo, hi: xp.copyto(dx[lo:hi], dxv[lo:hi]), xp)
+    in_chunks(C, lambda lo, hi: xp.copyto(dx[:, lo:hi], dxv[:, lo:hi]), xp,
+              item_bytes=N * H * W * dout.itemsize, chunk_bytes=_TRANSPOSE_CHUNK)
     return dx
