@@ -104,11 +104,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import numpy
-
-from ..backend import device_of, get_array_module, to_device_of
+from ..backend import device_of, get_array_module, to_device_of, to_host
 from .base import check_dout, check_input, need_cache
 from .fast import _into_grad, _workspace, in_chunks
+
 
 # --------------------------------------------------------------------------
 # The transform matrices
@@ -174,13 +173,19 @@ def winograd_matrices(m, r):
     AT = [[E_m[i][j] for i in range(a)] for j in range(m)]                   # E_m^T
     G = [[E_r[i][j] / f[i] for j in range(r)] for i in range(a)]              # diag(1/f) E_r
     BT = [[E_a_inv[j][i] * f[i] for j in range(a)] for i in range(a)]         # diag(f) E_a^-T
-    return tuple(numpy.array([[float(v) for v in row] for row in M]) for M in (AT, G, BT))
+    # host float64 arrays (the backend's explicit host path)
+    return tuple(to_host([[float(v) for v in row] for row in M]) for M in (AT, G, BT))
 
 
 def correlate_1d(g, d, m):
     """F(m, r) on one tile: the m outputs y_i = sum_k g_k d_(i+k), by the Winograd transforms (float64)."""
     AT, G, BT = winograd_matrices(m, len(g))
-    return AT @ ((G @ numpy.asarray(g, dtype=numpy.float64)) * (BT @ numpy.asarray(d, dtype=numpy.float64)))
+    return AT @ ((G @ to_host(g).astype("float64")) * (BT @ to_host(d).astype("float64")))
+
+
+def _kron(P, Q):
+    """The Kronecker product P (x) Q of two host matrices: (P (x) Q)[(i, k), (j, l)] = P[i, j] Q[k, l]."""
+    return (P[:, None, :, None] * Q[None, :, None, :]).reshape(P.shape[0] * Q.shape[0], P.shape[1] * Q.shape[1])
 
 
 def _constants(layer, m, r, like):
@@ -189,11 +194,11 @@ def _constants(layer, m, r, like):
     KB = B^T (x) B^T (a^2, a^2): vec(V) = KB @ vec(d);  KG = G (x) G (a^2, r^2): vec(U) = KG @ vec(g);
     KA = A^T (x) A^T (m^2, a^2): vec(Y) = KA @ vec(M). vec() is row by row (C order).
     """
-    key = (m, r, numpy.dtype(like.dtype).str, get_array_module(like).__name__, device_of(like))
+    key = (m, r, str(like.dtype), get_array_module(like).__name__, device_of(like))
     cache = layer.__dict__.setdefault("_winograd_constants", {})
     if key not in cache:
         AT, G, BT = winograd_matrices(m, r)
-        host = [numpy.kron(M, M).astype(like.dtype) for M in (BT, G, AT)]   # cast once
+        host = [_kron(M, M).astype(like.dtype) for M in (BT, G, AT)]   # cast once
         cache.clear()
         cache[key] = tuple(to_device_of(M, like) for M in host)
     return cache[key]
