@@ -256,7 +256,7 @@ def conv2d_forward(layer, x, m):
     Wt, b = layer.params["W"], layer.params["b"]
     xp = get_array_module(x, Wt)
     g = _geometry(layer, x.shape, m)
-    N, C, F, G, a, T, r = g["N"], g["C"], g["F"], g["G"], g["a"], g["T"], g["r"]
+    C, F, G, a, T, r = g["C"], g["F"], g["G"], g["a"], g["T"], g["r"]
     KB, KG, KA = _constants(layer, m, r, x)
     # V = B^T d B for every channel and tile: one (a^2, a^2) @ (a^2, C*T) product
     D = _gather_tiles(layer, x, g, m)
