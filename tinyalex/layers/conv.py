@@ -103,6 +103,11 @@ class Conv2D(Layer):
 
     ``groups=2`` is the paper's two-GPU net on one device: the first half of
     the filters sees only the first half of the input channels.
+
+    With ``impl = "fast"``, stride-1 3x3 and 5x5 layers with enough channels
+    run Winograd's algorithm instead of im2col (the same numbers with fewer
+    multiplications: layers/winograd.py); ``algorithm`` and
+    :meth:`winograd_tile` say when.
     """
 
     impl = "fast"               # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
