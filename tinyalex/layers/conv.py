@@ -175,15 +175,18 @@ class Conv2D(Layer):
         2-core machine, im2col -> Winograd F(4, r), forward + backward;
         scripts and full tables in docs/layers.md):
 
-        * AlexNet batch 32: conv2 (5x5, 96 -> 256, 27x27) 590 -> 296 ms,
-          conv3 319 -> 196, conv4 275 -> 183, conv5 211 -> 135. F(2, 3) was
+        * AlexNet batch 32 (``python -m tinyalex bench --threads 1 --timer
+          cpu``, two runs): conv2 (5x5, 96 -> 256, 27x27) 587-596 -> 295-305
+          ms, conv3 331-333 -> 188-210, conv4 286-287 -> 194-200, conv5
+          219-226 -> 135-143. With 2 threads (loaded machine) Winograd was
+          faster too, 0.80-1.13x PyTorch against im2col's 1.07-1.36x. F(2, 3) was
           slower than F(4, 3) on all three 3x3 layers, F(6, 3) too; F(6, 5)
           was no faster than F(4, 5) and 100x less accurate in float32.
-        * alexnet-small batch 128 (ranges over four runs on a loaded
-          machine): conv3 (64 channels) 35-47 -> 26-30 ms, conv4 (48 per
-          group) 38-49 -> 28-36, conv5 (48 per group) 33-44 -> 24-28; but
+        * alexnet-small batch 128 (ranges over six runs on a loaded
+          machine): conv3 (64 channels) 35-47 -> 24-30 ms, conv4 (48 per
+          group) 38-49 -> 28-36, conv5 (48 per group) 33-44 -> 22-28; but
           conv2 (16 channels per group) 43-72 -> 46-57, a tie, and conv1
-          (1 input channel, 5x5) 24-26 -> 74-77 ms: with few channels the
+          (1 input channel, 5x5) 24-27 -> 69-77 ms: with few channels the
           tile transforms cost more than the smaller products save.
         * float32 error relative to the largest output, against float64:
           about 1e-5 for F(4, 3) and F(4, 5) (im2col: 6e-7).
