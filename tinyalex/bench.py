@@ -17,6 +17,10 @@ the multiply-adds of every convolution and fully connected layer (forward,
 weight gradient, input gradient; the first layer needs no input gradient),
 measures this machine's GEMM rate with one large float32 product, and
 reports ``step time / (FLOPs / GEMM rate)``, the step's multiple of the floor.
+The FLOPs are those of the direct (im2col) convolution, the issue's
+definition. Conv2D's Winograd path (``tinyalex/layers/winograd.py``, used by
+default for AlexNet's conv2 to conv5) does fewer multiplications than that,
+so with it the floor is a yardstick, no longer a hard limit.
 
 Peak memory
 -----------
