@@ -255,26 +255,3 @@ def test_winograd_with_a_non_square_kernel_is_refused():
     layer.algorithm = "winograd"
     with pytest.raises(ValueError, match="square kernel"):
         layer.winograd_tile()
-
-
-# --- the batched products ---------------------------------------------------
-@pytest.mark.parametrize("threads", ["1", "2", "3"])
-def test_batched_products_split_over_threads_equal_one_matmul(threads, monkeypatch, rng):
-    from tinyalex.layers.winograd import _batched_matmul
-    monkeypatch.setenv("TINYALEX_THREADS", threads)
-    a, b = rng.standard_normal((7, 3, 4)), rng.standard_normal((7, 4, 5))
-    out = np.empty((7, 3, 5))
-    _batched_matmul(np, a, b, out)
-    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-13, atol=1e-13)
-
-
-def test_without_threadpoolctl_the_products_are_plain_matmul(monkeypatch, rng):
-    from tinyalex.layers import winograd
-    monkeypatch.setitem(winograd._blas, "controller", False)    # as if threadpoolctl were not installed
-    monkeypatch.setenv("TINYALEX_THREADS", "2")
-    layer = Conv2D(4, 6, 3, padding=1, groups=2, rng=rng, dtype=np.float64)
-    w, ref = _pair(layer)
-    x = rng.standard_normal((2, 4, 7, 7))
-    dout = rng.standard_normal((2, 6, 7, 7))
-    for got, want in zip(_run(w, x, dout)[:2], _run(ref, x, dout)[:2]):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11)

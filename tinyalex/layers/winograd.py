@@ -106,14 +106,13 @@ copied to its device explicitly (``to_device_of``).
 """
 from __future__ import annotations
 
-import threading
 from fractions import Fraction
 
 import numpy
 
 from ..backend import device_of, get_array_module, to_device_of, to_host
 from .base import check_dout, check_input, need_cache
-from .fast import _into_grad, _workspace, in_chunks, num_threads
+from .fast import _into_grad, _workspace, in_chunks
 
 
 # --------------------------------------------------------------------------
@@ -220,39 +219,18 @@ def _constants(layer, m, r, like):
 _TRANSPOSE_CHUNK = 1 << 20
 
 
-_blas = {"controller": None, "lock": threading.Lock()}
-
-
-def _blas_controller():
-    """threadpoolctl's controller of the BLAS thread count, or None without threadpoolctl (made once)."""
-    with _blas["lock"]:
-        if _blas["controller"] is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                _blas["controller"] = False
-            else:
-                _blas["controller"] = ThreadpoolController()
-        return _blas["controller"] or None
-
-
 def _batched_matmul(xp, a, b, out):
     """out[k] = a[k] @ b[k] for every k of the leading axis (the a*a points, or points x groups).
 
-    NumPy's batched matmul makes one BLAS call per k, and with several BLAS
-    threads every call is split across them and joined again: on a busy
-    2-core machine (load 4) that made the Winograd products 10x slower than
-    with one thread (conv4, batch 32: 1250 ms against 75 ms forward). So for
-    NumPy with several threads the batch is split across tinyalex's threads
-    (in_chunks), each running single-threaded BLAS: one join per batch, not
-    one per product. (Without threadpoolctl, or on CuPy: plain matmul.)
+    One batched ``matmul`` (NumPy makes one BLAS call per k, each on all BLAS
+    threads). Measured on an idle 2-core machine (2026-11-22, 12:18 UTC,
+    AlexNet batch 32, fwd+bwd): 132 / 136 / 100 ms for conv3 / conv4 / conv5,
+    against 199 / 172 / 145 ms when the k products were split over
+    tinyalex's threads with single-threaded BLAS each. (Under heavy load
+    from other programs the split was faster, as every multi-threaded BLAS
+    call is then; see docs/performance.md.)
     """
-    ctl = _blas_controller() if xp is numpy and num_threads() > 1 else None
-    if ctl is None:
-        return xp.matmul(a, b, out=out)
-    with ctl.limit(limits=1, user_api="blas"):
-        in_chunks(a.shape[0], lambda lo, hi: xp.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi]), xp)
-    return out
+    return xp.matmul(a, b, out=out)
 
 
 def _geometry(layer, x_shape, m):
