@@ -171,27 +171,13 @@ class Conv2D(Layer):
           5 -> F(4x4, 5x5)) and there are at least ``winograd_min_channels``
           (32) input channels per group; else im2col.
 
-        Why (CPU time per layer, 1 thread, float32, NumPy 2.4 / OpenBLAS,
-        2-core machine, im2col -> Winograd F(4, r), forward + backward;
-        scripts and full tables in docs/layers.md):
-
-        * AlexNet batch 32 (``python -m tinyalex bench --threads 1 --timer
-          cpu``, two runs): conv2 (5x5, 96 -> 256, 27x27) 587-596 -> 295-305
-          ms, conv3 331-333 -> 188-210, conv4 286-287 -> 194-200, conv5
-          219-226 -> 135-143. With 2 threads (loaded machine) Winograd was
-          faster too, 0.80-1.13x PyTorch against im2col's 1.07-1.36x. F(2, 3) was
-          slower than F(4, 3) on all three 3x3 layers, F(6, 3) too; F(6, 5)
-          was no faster than F(4, 5) and 100x less accurate in float32.
-          Idle machine, 2 threads, wall clock: conv3 / conv4 / conv5
-          221 / 203 / 157 ms (im2col) -> 132 / 136 / 100 ms (Winograd).
-        * alexnet-small batch 128 (ranges over six runs on a loaded
-          machine): conv3 (64 channels) 35-47 -> 24-30 ms, conv4 (48 per
-          group) 38-49 -> 28-36, conv5 (48 per group) 33-44 -> 22-28; but
-          conv2 (16 channels per group) 43-72 -> 46-57, a tie, and conv1
-          (1 input channel, 5x5) 24-27 -> 69-77 ms: with few channels the
-          tile transforms cost more than the smaller products save.
-        * float32 error relative to the largest output, against float64:
-          about 1e-5 for F(4, 3) and F(4, 5) (im2col: 6e-7).
+        Why: Winograd does 4x (3x3) to 6.25x (5x5) fewer multiplications,
+        but its tile transforms cost more than that saves when a layer has
+        few input channels (alexnet-small's conv1, 1 channel: 3x slower;
+        conv2, 16 per group: a tie). On AlexNet's conv2 to conv5 it was
+        1.4 to 2x faster; float32 error about 1e-5 of the largest output
+        (im2col: 6e-7). The measurements and their scripts are in
+        docs/layers.md ("Winograd convolution").
         """
         alg = self.algorithm
         if alg not in self.ALGORITHMS:

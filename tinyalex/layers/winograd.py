@@ -219,20 +219,6 @@ def _constants(layer, m, r, like):
 _TRANSPOSE_CHUNK = 1 << 20
 
 
-def _batched_matmul(xp, a, b, out):
-    """out[k] = a[k] @ b[k] for every k of the leading axis (the a*a points, or points x groups).
-
-    One batched ``matmul`` (NumPy makes one BLAS call per k, each on all BLAS
-    threads). Measured on an idle 2-core machine (2026-11-22, 12:18 UTC,
-    AlexNet batch 32, fwd+bwd): 132 / 136 / 100 ms for conv3 / conv4 / conv5,
-    against 199 / 172 / 145 ms when the k products were split over
-    tinyalex's threads with single-threaded BLAS each. (Under heavy load
-    from other programs the split was faster, as every multi-threaded BLAS
-    call is then; see docs/performance.md.)
-    """
-    return xp.matmul(a, b, out=out)
-
-
 def _geometry(layer, x_shape, m):
     """Shapes: tiles th x tw of m x m outputs; input tiles a x a read from a padded input (Hp, Wp)."""
     N, C, H, W = x_shape
@@ -289,7 +275,9 @@ def conv2d_forward(layer, x, m):
     Ub = U.reshape(a * a * G, F // G, Cg)
     Vb = V.reshape(a * a * G, Cg, T)
     Mw = _workspace(layer, "wino_M", (a * a, F, T), x.dtype, x)
-    _batched_matmul(xp, Ub, Vb, Mw.reshape(a * a * G, F // G, T))
+    # one batched matmul (one BLAS call per point and group, each on all BLAS threads): on an idle
+    # machine faster than splitting the points over tinyalex's threads (docs/layers.md)
+    xp.matmul(Ub, Vb, out=Mw.reshape(a * a * G, F // G, T))
     # Y = A^T M A per tile: (m^2, a^2) @ (a^2, F*T)
     Y = _workspace(layer, "wino_Y", (m * m, F, T), x.dtype, x)
     xp.matmul(KA, Mw.reshape(a * a, F * T), out=Y.reshape(m * m, F * T))
@@ -364,7 +352,7 @@ def conv2d_backward(layer, dout):
     dMb = dM.reshape(a * a * G, F // G, T)
     # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = (G (x) G)^T dU
     dU = xp.empty((a * a * G, F // G, Cg), dtype=dout.dtype)
-    _batched_matmul(xp, dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), dU)
+    xp.matmul(dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), out=dU)
     dg = xp.matmul(KG.T, dU.reshape(a * a, F * Cg))                           # (r^2, F*Cg)
     dW = _into_grad(layer, "W", Wt.shape, Wt.dtype, dout)
     xp.copyto(dW.reshape(F * Cg, r * r), dg.T)
@@ -374,7 +362,7 @@ def conv2d_backward(layer, dout):
         return None
     # dx: dV[xi] = U[xi]^T @ dM[xi], written over V (spent once dU is known)
     Ub = U.reshape(a * a * G, F // G, Cg)
-    _batched_matmul(xp, Ub.transpose(0, 2, 1), dMb, V.reshape(a * a * G, Cg, T))
+    xp.matmul(Ub.transpose(0, 2, 1), dMb, out=V.reshape(a * a * G, Cg, T))
     st["V_spent"] = True
     # dd = (B^T (x) B^T)^T dV per tile, into the tile workspace D
     dD = _workspace(layer, "wino_D", (a * a, C, T), dout.dtype, dout)
