@@ -21,51 +21,15 @@ checkpoint untouched and at most a stray ``.*.tmp`` file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy
 
+from ..fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported for old imports)
+
 FORMAT = "tinyalex-checkpoint"
 VERSION = 1
 PREFIXES = ("model", "velocity", "pipeline")
-
-
-def atomic_write(path, write, mode="wb"):
-    """Write a file atomically: ``write(fileobj)`` fills a temp file, then rename.
-
-    On any exception the temporary file is removed and ``path`` keeps its
-    previous content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())      # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path, text):
-    """Atomically replace a text file (UTF-8)."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def save_checkpoint(path, meta: dict, model=None, velocity=None, pipeline=None):
