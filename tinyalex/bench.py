@@ -54,6 +54,7 @@ from collections import OrderedDict
 import numpy
 
 from . import backend as B
+from .fileio import atomic_write_text
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
 
@@ -247,6 +248,25 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, d
         return loss
 
     return step, net
+
+
+def count_step(step):
+    """Device operations and host synchronisations of one call of ``step()``, counted on the stand-in.
+
+    ``step`` is a training step (forward, loss, backward, SGD update) on
+    stand-in arrays, e.g. from :func:`make_tinyalex_step` under
+    ``B.use_backend("standin")``. It is counted in steady state: one
+    uncounted call first creates the momentum buffers and the dropout
+    generators. Returns a JSON-ready dict: ``device_ops_per_step``,
+    ``host_syncs_per_step``, the ten most frequent operations and the syncs by name.
+    """
+    from . import standin
+
+    step()
+    with standin.count() as c:
+        step()
+    return OrderedDict(device_ops_per_step=c.device_ops, host_syncs_per_step=c.host_syncs,
+                       top_ops=dict(c.ops_by_name.most_common(10)), syncs=dict(c.syncs_by_name))
 
 
 def make_torch_step(model="alexnet", batch=32, seed=0):
@@ -541,6 +561,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     if compare == "torch" and dtype != "float32":
         raise ValueError("--compare torch runs in float32 only; use --dtype float32")
     B.set_backend(backend, device=devices[0])      # raises BackendError (with install advice) if unusable
+    B.check_devices(devices, backend)               # --devices 0,1 on a one-GPU machine: names the GPUs found
     dt = numpy.dtype(dtype)
     threads = _blas_threads()
     from .layers.fast import num_threads
@@ -592,7 +613,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     if step:
         flops, per = step_matmul_flops(model, batch)
         stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None)
-        t = _median_time(stp, repeats, warmup, B.synchronize)
+        t = _median_time(stp, repeats, warmup, lambda: B.synchronize(devices))   # every device the step ran on
         floor = flops / rate
         s = OrderedDict(time_s=t, images_per_s=batch / t, matmul_flops=flops, floor_s=floor,
                         multiple_of_floor=t / floor)
@@ -706,6 +727,9 @@ def register_cli(subparsers):
                         "with --threads 1)")
     p.add_argument("--impl", default="fast", choices=["fast", "reference"],
                    help="tinyalex layer implementations: the fast paths or the plain reference versions")
+    p.add_argument("--count-ops", action="store_true",
+                   help="with --backend standin: count the device operations and host synchronisations of one "
+                        "training step instead of timing")
     p.add_argument("--quick", action="store_true",
                    help="1 repeat, no warm-up, a 512^3 GEMM: a smoke test, not a measurement")
     p.set_defaults(func=_cli_main)
@@ -717,6 +741,8 @@ def _cli_main(args):
         SETTLE_S = 0.0
     try:
         devices = _parse_devices(args.devices)
+        if args.count_ops:
+            return _count_cli(args, devices)
         repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
@@ -727,10 +753,28 @@ def _cli_main(args):
         return 2
     if args.markdown:
         print(markdown(res))
-    if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f, indent=2)
-        os.replace(tmp, args.json)
-        print(f"results written to {args.json}")
+    _write_json(args, res)
     return 0
+
+
+def _count_cli(args, devices):
+    if args.backend != "standin":
+        raise ValueError("--count-ops counts on the CPU stand-in; add --backend standin")
+    from .layers.fast import use_impl
+
+    with use_impl(args.impl), B.use_backend("standin", devices[0]):
+        step, _ = make_tinyalex_step(args.model, args.batch_size, numpy.dtype(args.dtype),
+                                     devices=tuple(devices) if len(devices) == 2 else None)
+        res = OrderedDict(model=args.model, batch_size=args.batch_size, devices=list(devices), impl=args.impl)
+        res.update(count_step(step))
+    print(f"{args.model}, batch {args.batch_size}, devices {args.devices}: {res['device_ops_per_step']} device "
+          f"operations and {res['host_syncs_per_step']} host synchronisations per training step")
+    print("  most frequent: " + ", ".join(f"{k} {v}" for k, v in res["top_ops"].items()))
+    _write_json(args, res)
+    return 0
+
+
+def _write_json(args, res):
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res, indent=2))
+        print(f"results written to {args.json}")
