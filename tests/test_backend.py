@@ -182,3 +182,88 @@ def test_tinyalex_backend_cupy_without_cupy_explains_at_first_use(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     with pytest.raises(BackendError, match=r"pip install cupy-cuda12x.*TINYALEX_BACKEND=numpy"):
         backend.zeros(3)
+
+
+# -- CUDA devices, with a fake CuPy that records what it is asked -----------------------
+class _FakeDevice:
+    log = []
+
+    def __init__(self, dev=None):
+        self.id = 0 if dev is None else dev
+
+    def __enter__(self):
+        self.log.append(("enter", self.id))
+
+    def __exit__(self, *exc):
+        self.log.append(("exit", self.id))
+
+    def synchronize(self):
+        self.log.append(("synchronize", self.id))
+
+    def use(self):
+        pass
+
+
+def _fake_cupy(monkeypatch, n_gpus):
+    _FakeDevice.log = []
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: n_gpus,
+                                    getDeviceProperties=lambda i: {"name": b"Fake GPU"})
+    fake = types.SimpleNamespace(ndarray=type("ndarray", (), {}), cuda=types.SimpleNamespace(runtime=runtime,
+                                                                                            Device=_FakeDevice))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    return fake
+
+
+def test_device_switches_cupys_device_even_when_the_global_backend_is_numpy(monkeypatch):
+    _fake_cupy(monkeypatch, 2)
+    assert backend.get_backend() == "numpy"
+    with device(1):
+        assert backend.standin.current_device() == 1
+    assert _FakeDevice.log == [("enter", 1), ("exit", 1)]
+
+
+def test_device_leaves_cupy_alone_when_it_sees_no_gpu(monkeypatch):
+    _fake_cupy(monkeypatch, 0)
+    with device(1):
+        pass
+    assert _FakeDevice.log == []
+
+
+def test_two_devices_on_a_one_gpu_machine_are_refused_naming_the_gpus_found(monkeypatch):
+    _fake_cupy(monkeypatch, 1)
+    with pytest.raises(BackendError, match=r"CUDA device 1 does not exist; this machine has 1: 0: Fake GPU"):
+        backend.check_devices((0, 1), "cupy")
+    backend.check_devices((0, 1), "standin")           # the stand-in has any device
+
+
+def test_synchronize_waits_for_every_device_it_is_given(monkeypatch):
+    _fake_cupy(monkeypatch, 2)
+    monkeypatch.setitem(backend._backend, "name", "cupy")
+    backend.synchronize((0, 1))
+    assert _FakeDevice.log == [("synchronize", 0), ("synchronize", 1)]
+
+
+# -- random generators, one per device ---------------------------------------------------
+def test_device_generators_make_one_generator_per_device_seeded_apart():
+    gens = backend.DeviceGenerators(seed=3)
+    x0, x1 = to_device(np.zeros(2), 0, "standin"), to_device(np.zeros(2), 1, "standin")
+    assert gens.on(x0) is gens.on(x0)
+    with device(1):
+        d1 = to_host(gens.on(x1).random((4,)))
+    d0 = to_host(gens.on(x0).random((4,)))
+    np.testing.assert_array_equal(d0, np.random.default_rng(3).random((4,)))     # device 0: the seed itself
+    assert not np.array_equal(d0, d1)
+    assert sorted(gens.generators) == ["standin:0", "standin:1"]
+
+
+def test_device_generators_state_round_trips_on_host_and_standin():
+    gens = backend.DeviceGenerators(seed=5)
+    host, dev = np.zeros(3), to_device(np.zeros(3), 1, "standin")
+    gens.on(host).random(3)
+    with device(1):
+        gens.on(dev).random(3)
+    restored = backend.DeviceGenerators(seed=0)
+    restored.load_state_dict(gens.state_dict())
+    np.testing.assert_array_equal(restored.on(host).random(3), gens.on(host).random(3))
+    with device(1):
+        np.testing.assert_array_equal(to_host(restored.on(dev).random(3)), to_host(gens.on(dev).random(3)))

@@ -155,3 +155,30 @@ def test_two_devices_run_the_two_tower_step_under_the_standin():
 def test_more_than_two_devices_is_refused(capsys):
     assert main(TINY + ["--devices", "0,1,2"]) == 2
     assert "--devices" in capsys.readouterr().err
+
+
+def test_count_ops_writes_device_ops_and_host_syncs_per_step_to_json(tmp_path, capsys):
+    out = tmp_path / "count.json"
+    assert main(["bench", "--model", "tiny", "--batch-size", "2", "--backend", "standin", "--count-ops",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["device_ops_per_step"] > 0 and res["host_syncs_per_step"] >= 0
+    assert sum(res["top_ops"].values()) <= res["device_ops_per_step"]
+    assert f"{res['device_ops_per_step']} device operations" in capsys.readouterr().out
+
+
+def test_count_ops_without_the_standin_is_refused(capsys):
+    assert main(["bench", "--model", "tiny", "--count-ops"]) == 2
+    assert "--count-ops counts on the CPU stand-in; add --backend standin" in capsys.readouterr().err
+
+
+def test_count_step_counts_the_steady_state_step_only():
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 2:           # only the second call is counted
+            B.to_device(np.ones(2), 0, "standin") + 1
+    res = bench.count_step(step)
+    assert (res["device_ops_per_step"], res["host_syncs_per_step"]) == (2, 0)
+    assert res["top_ops"] == {"to_device": 1, "add": 1}

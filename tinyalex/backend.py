@@ -32,6 +32,7 @@ say themselves where they live; :func:`device` switches the current device
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
@@ -62,6 +63,7 @@ __all__ = [
     "is_device_array",
     "available_backends",
     "check_devices",
+    "DeviceGenerators",
     "synchronize",
     "standin",
 ]
@@ -382,3 +384,57 @@ def synchronize(devices=None):
         return
     for d in ([cp.cuda.Device().id] if devices is None else devices):
         cp.cuda.Device(int(d)).synchronize()
+
+
+class DeviceGenerators:
+    """One random generator per device, created once, from one seed; its state goes into checkpoints.
+
+    ``gens.on(x)`` is the generator of the device ``x`` lives on:
+    ``numpy.random.Generator`` on the host, ``cupy.random.Generator`` on a GPU,
+    the stand-in's on a stand-in device. It is made on first use there (for
+    CuPy that allocates and initialises cuRAND states, too costly to repeat
+    every batch) and drawn from ever after. Device 0 (and the host) is seeded
+    with ``seed`` itself, so the stand-in draws what NumPy draws; device d > 0
+    with ``[seed, d]``, so the towers draw different masks.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+        self.generators = {}          # "numpy:0", "cupy:1", "standin:1" -> generator
+
+    def on(self, x):
+        """The generator of ``x``'s backend and device (created now if it is the first draw there)."""
+        return self._get(backend_of(x), device_of(x) or 0)
+
+    def _get(self, name, dev):
+        key = f"{name}:{dev}"
+        if key not in self.generators:
+            seed = self.seed if self.seed is None or dev == 0 else [self.seed, dev]
+            with device(None if name == "numpy" else dev):
+                self.generators[key] = xp_for_backend(name).random.default_rng(seed)
+        return self.generators[key]
+
+    def state_dict(self):
+        """{"cupy:1": host array, ...}: each generator's state, for ``checkpoint.npz`` (no pickle needed)."""
+        state = {}
+        for key, gen in self.generators.items():
+            if key.startswith("cupy:"):
+                # cupy.random.Generator has no public state: its cuRAND states are this device array
+                state[key] = to_host(gen.bit_generator._state)
+            else:
+                bits = gen.state_dict() if key.startswith("standin:") else gen.bit_generator.state
+                state[key] = numpy.array(json.dumps(bits))
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned."""
+        for key, value in state.items():
+            name, dev = key.split(":")
+            gen = self._get(name, int(dev))
+            if name == "cupy":
+                with device(int(dev)):
+                    gen.bit_generator._state[...] = to_device(value, int(dev), "cupy")
+            elif name == "standin":
+                gen.load_state_dict(json.loads(str(value[()])))
+            else:
+                gen.bit_generator.state = json.loads(str(value[()]))

@@ -126,3 +126,27 @@ def test_dropout_fixed_mask_moves_with_the_layer(rng):
     with backend.device(1):
         out = layer.forward(x)
     np.testing.assert_allclose(backend.to_host(out), backend.to_host(x) * mask * 2.0, rtol=1e-15)
+
+
+def test_dropout_makes_one_generator_per_device_once_and_keeps_it():
+    from tinyalex import backend, standin
+
+    layer = Dropout(0.5, seed=1)
+    x = backend.to_device(np.ones((4, 6), np.float32), 1, "standin")
+    with backend.device(1):
+        layer.forward(x)
+        with standin.count() as c:
+            layer.forward(x)
+    assert list(layer.generators.generators) == ["standin:1"]
+    assert "default_rng" not in c.ops_by_name            # the second batch draws from the same generator
+
+
+def test_dropout_resumes_its_masks_from_a_saved_generator_state():
+    x = np.ones((4, 6))
+    a = Dropout(0.5, seed=7, dtype=np.float64)
+    a.forward(x)
+    saved = a.generators.state_dict()
+    expected = a.forward(x)
+    b = Dropout(0.5, seed=0, dtype=np.float64)
+    b.generators.load_state_dict(saved)
+    np.testing.assert_array_equal(b.forward(x), expected)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy
 
-from ..backend import get_array_module, to_device
+from ..backend import DeviceGenerators, to_device
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 MODES = ("inverted", "paper")
@@ -23,8 +23,10 @@ class Dropout(Layer):
     is :math:`dx = dout \cdot m \cdot scale` in training and
     :math:`dx = dout \cdot scale_{eval}` in evaluation.
 
-    The mask comes from a seedable generator created on the input's device
-    (``seed``); ``set_mask`` fixes the mask (gradient checks, tests).
+    The mask comes from ``self.generators``: one seedable generator per
+    device, made on the first draw there and kept (``seed``). A trainer gives
+    all dropout layers of a model one shared set and saves its state in the
+    checkpoint. ``set_mask`` fixes the mask (gradient checks, tests).
     """
 
     def __init__(self, p=0.5, mode="inverted", seed=None, dtype=numpy.float32):
@@ -34,7 +36,7 @@ class Dropout(Layer):
         if mode not in MODES:
             raise ValueError(f"Dropout: mode must be one of {MODES}, got {mode!r}")
         self.p, self.mode, self.seed = float(p), mode, seed
-        self.rng = None           # created lazily with the input's array module
+        self.generators = DeviceGenerators(seed)    # one generator per device, made on first use there
         self.fixed_mask = None
         self.mask = None
 
@@ -46,13 +48,9 @@ class Dropout(Layer):
         self.fixed_mask = mask
 
     def _draw(self, x):
-        xp = get_array_module(x)
-        if self.rng is None:
-            self.rng = xp.random.default_rng(self.seed)
-        return self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        return self.generators.on(x).random(x.shape, dtype=x.dtype) >= self.p
 
     def _moved(self, device, backend):
-        self.rng = None   # a generator belongs to one device; start a new one there
         if self.fixed_mask is not None:   # a mask from set_mask() moves with the layer
             self.fixed_mask = to_device(self.fixed_mask, device, backend)
 

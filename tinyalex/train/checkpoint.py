@@ -10,6 +10,7 @@ document::
     model/<name>           parameters, e.g. model/conv1.W (host copies)
     velocity/<name>        SGD velocities
     pipeline/<key>         Pipeline.state_dict(): config, mean image, PCA
+    rng/<backend:device>   the dropout generators' states (backend.DeviceGenerators)
 
 Atomic writing
 --------------
@@ -29,31 +30,32 @@ from ..fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported
 
 FORMAT = "tinyalex-checkpoint"
 VERSION = 1
-PREFIXES = ("model", "velocity", "pipeline")
+PREFIXES = ("model", "velocity", "pipeline", "rng")
 
 
-def save_checkpoint(path, meta: dict, model=None, velocity=None, pipeline=None):
+def save_checkpoint(path, meta: dict, model=None, velocity=None, pipeline=None, rng=None):
     """Write a checkpoint atomically.
 
-    ``meta`` is JSON-serialisable; ``model``, ``velocity``, ``pipeline`` are
-    dicts of host arrays (``model.state_dict()``, the optimizer's velocities,
-    ``pipeline.state_dict()``).
+    ``meta`` is JSON-serialisable; ``model``, ``velocity``, ``pipeline``, ``rng``
+    are dicts of host arrays (``model.state_dict()``, the optimizer's velocities,
+    ``pipeline.state_dict()``, ``DeviceGenerators.state_dict()``).
     """
     arrays = {"meta": numpy.array(json.dumps(dict(meta, format=FORMAT, version=VERSION)))}
-    for prefix, group in zip(PREFIXES, (model, velocity, pipeline)):
+    for prefix, group in zip(PREFIXES, (model, velocity, pipeline, rng)):
         for name, value in (group or {}).items():
             arrays[f"{prefix}/{name}"] = numpy.asarray(value)
     return atomic_write(path, lambda f: numpy.savez(f, **arrays))
 
 
 class Checkpoint:
-    """A loaded checkpoint: ``meta`` (dict) and ``model``, ``velocity``, ``pipeline`` (dicts of arrays)."""
+    """A loaded checkpoint: ``meta`` (dict) and ``model``, ``velocity``, ``pipeline``, ``rng`` (dicts of arrays)."""
 
     def __init__(self, meta, groups, path):
         self.meta = meta
         self.model = groups["model"]
         self.velocity = groups["velocity"]
         self.pipeline = groups["pipeline"]
+        self.rng = groups["rng"]
         self.path = Path(path)
 
     def __repr__(self):

@@ -9,8 +9,7 @@ One function does it all, from Python or from ``python -m tinyalex train``::
 What one epoch does
 -------------------
 1. ``model.train()``; for every batch of the DataLoader (order and
-   augmentation derived from (seed, epoch, batch)):
-   dropout generators are re-seeded from (seed, epoch, batch), the batch is
+   augmentation derived from (seed, epoch, batch)): the batch is
    moved explicitly to the model's input device, forward, softmax
    cross-entropy, backward, one SGD step (the paper's rule, sgd.py).
 2. ``model.eval()``; validation loss, top-1 and top-5 (10-crop averaging of
@@ -26,12 +25,14 @@ matrix in ``confusion.png``.
 
 Exact resume
 ------------
-All randomness is a function of (seed, epoch, batch): the shuffle, the crops,
-flips and PCA alphas (DataLoader), and the dropout masks (re-seeded here
-before every batch). A checkpoint therefore needs no generator state beyond
-the loader's position; with the weights, the velocities, the schedule and
-the pipeline's statistics, a resumed run computes exactly what the
-uninterrupted one would have, bit for bit (tests/train/test_resume.py).
+The shuffle, the crops, flips and PCA alphas are a function of (seed, epoch,
+batch) (DataLoader). The dropout masks come from one generator per device,
+seeded from the seed, made once and shared by the model's dropout layers
+(re-creating a CuPy generator every batch would allocate and initialise its
+cuRAND states every time); the checkpoint keeps their state. With the
+loader's position, the weights, the velocities, the schedule and the
+pipeline's statistics, a resumed run computes exactly what the uninterrupted
+one would have, bit for bit (tests/train/test_trainer.py).
 """
 from __future__ import annotations
 
@@ -500,15 +501,9 @@ class _StopOnSigint:
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
-def _dropout_seed(seed, epoch, batch, index):
-    """A 32-bit seed for dropout layer ``index`` at (epoch, batch): resume-exact masks."""
-    return int(numpy.random.SeedSequence([seed, epoch, batch, 2, index]).generate_state(1)[0])
-
-
-def _reseed_dropout(dropouts, seed, epoch, batch):
-    for i, layer in enumerate(dropouts):
-        layer.seed = _dropout_seed(seed, epoch, batch, i)
-        layer.rng = None                  # recreated from layer.seed on the input's device
+def _dropout_seed(seed):
+    """The seed of the dropout generators: derived from the run's seed, apart from the data's streams."""
+    return int(numpy.random.SeedSequence([seed, 2]).generate_state(1)[0])
 
 
 def _default_out(cfg):
@@ -547,6 +542,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         backend.set_backend(cfg.backend, int(cfg.devices[0]))
+        backend.check_devices(cfg.devices, cfg.backend)     # e.g. --devices 0,1 on a one-GPU machine
 
         # data
         self.train_set, self.val_set, self.test_set = load_data(cfg)
@@ -560,7 +556,11 @@ class Trainer:
         if hasattr(model, "requires_input_grad"):
             model.requires_input_grad(False)   # the input is data: skip conv1's input gradient
         self.input_shape = model_input_shape(self.model)
-        self.dropouts = [m for _, m in self.model.named_layers() if isinstance(m, Dropout)]
+        # one dropout generator per device for the whole model, seeded from the run's seed
+        self.generators = backend.DeviceGenerators(_dropout_seed(cfg.seed))
+        for _, m in self.model.named_layers():
+            if isinstance(m, Dropout):
+                m.generators = self.generators
         self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
 
         # pipeline: fitted on the training part, or restored
@@ -612,11 +612,11 @@ class Trainer:
             partial_epoch=self.partial,
             elapsed=self.elapsed,
             wall_time=self._wall() if hasattr(self, "_wall_start") else self.wall_time,
-            rng={"seed": self.cfg.seed, "derived_from": "(seed, epoch, batch)"},
+            rng={"seed": self.cfg.seed, "dropout": "generator states in rng/ (one per device)"},
         )
         return save_checkpoint(self.run_dir / CHECKPOINT, meta, model=self.model.state_dict(),
                                velocity=self.optimizer.state_dict()["velocities"],
-                               pipeline=self.pipeline.state_dict())
+                               pipeline=self.pipeline.state_dict(), rng=self.generators.state_dict())
 
     def _restore(self, ck):
         m = ck.meta
@@ -624,6 +624,7 @@ class Trainer:
         self.optimizer.load_state_dict(dict(m["optimizer"], velocities=ck.velocity))
         self.schedule.load_state_dict(m["schedule"])
         self.loader.load_state_dict(m["loader"])
+        self.generators.load_state_dict(ck.rng)
         self.history.epochs = list(m["history"])
         self.history.best_epoch, self.history.best_val_top1 = m.get("best_epoch"), m.get("best_val_top1")
         self.partial = dict(m["partial_epoch"])
@@ -646,7 +647,6 @@ class Trainer:
         t_last = time.perf_counter()
         for x, y in loader:
             batch = loader.batch - 1
-            _reseed_dropout(self.dropouts, cfg.seed, epoch, batch)
             xd = backend.to_device(x.astype(model_dtype(model), copy=False), dev, bname)
             with backend.device(dev):
                 logits = model.forward(xd)
