@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "tinyalex.exercises.generate",
     "tinyalex.models.summary",
     "tinyalex.experiments",
+    "tinyalex.doctor",
 ]
 
 
