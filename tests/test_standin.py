@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-from tinyalex import backend, standin
+from tinyalex import standin
 from tinyalex.backend import device, device_of, to_device, to_host
 from tinyalex.standin import DeviceMismatchError, ImplicitTransferError, NotInCupyError
 

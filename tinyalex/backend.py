@@ -39,7 +39,7 @@ import sys
 import numpy
 
 from . import standin
-from .standin import DeviceArray, DeviceMismatchError, ImplicitTransferError, NotInCupyError
+from .standin import DeviceArray, DeviceMismatchError, ImplicitTransferError, NotInCupyError  # noqa: F401 (re-exported)
 
 __all__ = [
     "BackendError",

@@ -54,6 +54,7 @@ from collections import OrderedDict
 import numpy
 
 from . import backend as B
+from . import standin
 from .fileio import atomic_write_text
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
@@ -260,8 +261,6 @@ def count_step(step):
     generators. Returns a JSON-ready dict: ``device_ops_per_step``,
     ``host_syncs_per_step``, the ten most frequent operations and the syncs by name.
     """
-    from . import standin
-
     step()
     with standin.count() as c:
         step()

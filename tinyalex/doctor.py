@@ -37,7 +37,12 @@ from pathlib import Path
 import numpy
 
 from . import backend as B
+from .bench import MODELS, build_torch_net
+from .data.datasets import find_fashion_mnist
 from .fileio import atomic_write_text
+from .layers import Dropout, SoftmaxCrossEntropy
+from .models import build_model
+from .train.sgd import SGD
 
 BUDGET_S = 480                      # the whole check: 8 minutes
 TOLERANCE = {"float64": 1e-9, "float32": 1e-3}
@@ -57,9 +62,6 @@ def gpu_info():
 
 def _training_step(model, x, y):
     """Forward, loss, backward, SGD update; returns (loss, {name: grad}) as host copies."""
-    from .layers import SoftmaxCrossEntropy
-    from .train.sgd import SGD
-
     dtype = x.dtype
     with B.device(B.device_of(x)):
         logits = model.forward(x)
@@ -79,9 +81,6 @@ def compare_step(model="alexnet-small", dtype="float64", backend="cupy", device=
     worst error, the tolerance and ``passed``. ``backend="standin"`` runs the
     same comparison on the CPU (the tests do).
     """
-    from .layers import Dropout
-    from .models import build_model
-
     dt = numpy.dtype(dtype)
     ref = build_model(model, dtype=dt, seed=seed, backend="numpy")
     rng = numpy.random.default_rng(seed + 1)
@@ -107,16 +106,15 @@ def compare_step(model="alexnet-small", dtype="float64", backend="cupy", device=
     ref_w, dev_w = ref.state_dict(), dev_model.state_dict()
     weight_error = max(rel(numpy.asarray(dev_w[k]), numpy.asarray(ref_w[k])) for k in ref_w)
     tol = TOLERANCE[dt.name]
+    loss_ok = abs(loss - ref_loss) <= tol * max(1.0, abs(ref_loss))
     return {"model": model, "dtype": dt.name, "backend": backend, "batch": batch, "loss": loss,
             "loss_numpy": ref_loss, "max_grad_error": errors[worst], "worst_parameter": worst,
             "max_weight_error": weight_error, "tolerance": tol,
-            "passed": errors[worst] <= tol and weight_error <= tol and abs(loss - ref_loss) <= tol * max(1, abs(ref_loss))}
+            "passed": errors[worst] <= tol and weight_error <= tol and loss_ok}
 
 
 def two_towers_on_one_device(backend="cupy", model="alexnet-small", batch=4):
     """The two-tower model on devices (0, 0), CuPy's PerformanceWarning as an error: one step."""
-    from .models import build_model
-
     net = build_model(model, devices=(0, 0), backend=backend)
     net.train()
     x = B.to_device(numpy.zeros((batch,) + tuple(net.input_shape), numpy.float32), 0, backend)
@@ -162,7 +160,6 @@ def torch_cuda_step(model, batch=128, repeats=10):
         return {"skipped": "PyTorch is not installed"}
     if not torch.cuda.is_available():
         return {"skipped": "PyTorch does not see a CUDA device"}
-    from .bench import MODELS, build_torch_net
 
     if model not in MODELS:
         return {"skipped": f"the bench has no PyTorch version of {model}"}
@@ -190,7 +187,6 @@ def torch_cuda_step(model, batch=128, repeats=10):
 
 
 def _train_dataset():
-    from .data.datasets import find_fashion_mnist
 
     try:
         find_fashion_mnist(download=False)
