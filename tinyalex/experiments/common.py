@@ -511,6 +511,15 @@ def plot_train_test_error(runs: dict, path, title: str):
     plot_lines(curves, "error (%)", path, title=title)
 
 
+def plot_test_error(runs: dict, path, title: str):
+    """Mean test error per epoch, one line per variant (solid, dashed, ...)."""
+    curves = {}
+    for label, style in zip(runs, ("-", "--", "-.", ":")):
+        ep, err = mean_curve(runs[label])
+        curves[label] = (ep, err, style)
+    plot_lines(curves, "test error (%)", path, title=title)
+
+
 def mean_curve(histories, key: str = "val_top1"):
     """Element-wise mean over seeds of a per-epoch error (see :func:`errors`; truncated to the shortest run)."""
     seqs = [errors(h, key) for h in histories if h.epochs]

@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.lrn import window_sum
-from ..viz import plot_lines
 from .common import (Result, Settings, Table, compare_variants, histories_json, load_subsets,
-                     mean_curve, quick_settings, standard_table)
+                     plot_test_error, quick_settings, standard_table)
 
 NAME = "lrn"
 TITLE = "Local response normalization on vs off (section 3.3)"
@@ -50,12 +49,7 @@ def run(s: Settings, out, log=print) -> Result:
         "How much LRN varies: r = alpha * sum of squared conv1 outputs in the window / k "
         "(trained LRN nets, 256 test images)", ["seed", "mean r", "99th percentile r", "max r"],
         [[i, f"{r['mean']:.2e}", f"{r['p99']:.2e}", f"{r['max']:.2e}"] for i, r in enumerate(ratios)])
-    curves = {}
-    for label, style in zip(runs, ("-", "--")):
-        ep, err = mean_curve(runs[label])
-        curves[label] = (ep, err, style)
-    plot_lines(curves, "test error (%)", out / "test_error.png",
-                title=f"LRN on/off, {data.label}, mean of {s.seeds} seed(s)")
+    plot_test_error(runs, out / "test_error.png", title=f"LRN on/off, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "LRN on vs off (mean ± std over seeds)"), ratio_table],
         figures=[("test_error.png", "Test error against epochs, mean over seeds")],

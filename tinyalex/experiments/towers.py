@@ -9,9 +9,8 @@ have about the same number of parameters.
 """
 from __future__ import annotations
 
-from ..viz import plot_lines
 from .common import (Result, Settings, Table, compare_variants, histories_json, load_subsets,
-                     mean_curve, quick_settings, small_alexnet, standard_table)
+                     plot_test_error, quick_settings, small_alexnet, standard_table)
 
 NAME = "towers"
 TITLE = "Two towers vs one tower with half the kernels (section 3.2)"
@@ -37,12 +36,7 @@ def run(s: Settings, out, log=print) -> Result:
         conv = [m[n].params["W"].shape[0] for n in ("conv1", "conv2", "conv3")]
         sizes.append([label, " / ".join(map(str, conv)), f"{m.num_parameters():,}"])
     params = Table("Model size", ["variant", "kernels conv1 / conv2 / conv3", "parameters"], sizes)
-    curves = {}
-    for label, style in zip(runs, ("-", "--")):
-        ep, err = mean_curve(runs[label])
-        curves[label] = (ep, err, style)
-    plot_lines(curves, "test error (%)", out / "test_error.png",
-                title=f"Two towers vs one, {data.label}, mean of {s.seeds} seed(s)")
+    plot_test_error(runs, out / "test_error.png", title=f"Two towers vs one, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "Two towers vs one tower (mean ± std over seeds)"), params],
         figures=[("test_error.png", "Test error against epochs, mean over seeds")],

@@ -40,7 +40,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import signal
 import sys
 import threading
