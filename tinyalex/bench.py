@@ -54,6 +54,8 @@ from collections import OrderedDict
 import numpy
 
 from . import backend as B
+from .cli import parse_devices
+from .fileio import atomic_write_text
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
 
@@ -670,17 +672,6 @@ def markdown(res):
     return out
 
 
-def _parse_devices(text):
-    try:
-        devs = tuple(int(d) for d in text.split(","))
-    except ValueError:
-        raise ValueError(f"--devices must be comma-separated device numbers such as 0 or 0,1, got {text!r}") from None
-    if not devs or min(devs) < 0 or len(devs) > 2:
-        raise ValueError(f"--devices must be one device number, or two (the two towers of section 3.2) "
-                         f"such as 0,1; got {text!r}")
-    return devs
-
-
 def register_cli(subparsers):
     p = subparsers.add_parser(
         "bench", help="time every AlexNet layer and a training step (optionally against PyTorch)",
@@ -716,7 +707,7 @@ def _cli_main(args):
     if args.quick:
         SETTLE_S = 0.0
     try:
-        devices = _parse_devices(args.devices)
+        devices = parse_devices(args.devices)
         repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,
@@ -728,9 +719,6 @@ def _cli_main(args):
     if args.markdown:
         print(markdown(res))
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, json.dumps(res, indent=2))
         print(f"results written to {args.json}")
     return 0
