@@ -52,7 +52,8 @@ import numpy
 from .. import backend
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ..fileio import atomic_write_text
+from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
 
