@@ -50,9 +50,9 @@ from pathlib import Path
 import numpy
 
 from .. import backend
+from ..fileio import atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
-from ..fileio import atomic_write_text
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
