@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..viz import figure, save_figure
+from ..viz import plot_conv1_filters
 from .common import (Result, Settings, Table, final_test_error, histories_json, load_subsets,
                      quick_settings, small_alexnet, train, train_config)
 
@@ -52,30 +52,6 @@ def specialisation(c, permutations: int = 2000, seed: int = 0) -> dict:
             "difference": float(diff), "p_value": float((np.sum(null >= diff) + 1) / (permutations + 1))}
 
 
-def draw_kernels(W, path, title: str):
-    """conv1 kernels as RGB tiles, tower 1 on the top rows, tower 2 below (Figure 3's layout).
-
-    Each kernel is scaled to [0, 1] on its own (as Figure 3 shows them).
-    """
-    W = np.asarray(W, dtype=np.float64)
-    K = len(W)
-    lo = W.min(axis=(1, 2, 3), keepdims=True)
-    hi = W.max(axis=(1, 2, 3), keepdims=True)
-    tiles = ((W - lo) / np.maximum(hi - lo, 1e-12)).transpose(0, 2, 3, 1)   # (K, k, k, 3)
-    half, per_row = K // 2, min(K // 2, 16)
-    rows_per_tower = -(-half // per_row)
-    fig = figure(per_row * 0.5, 2 * rows_per_tower * 0.5 + 0.5)
-    axes = fig.subplots(2 * rows_per_tower, per_row, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for tower in range(2):
-        for j in range(half):
-            ax = axes[tower * rows_per_tower + j // per_row, j % per_row]
-            ax.imshow(tiles[tower * half + j], interpolation="nearest")
-    fig.suptitle(title, fontsize=8)
-    save_figure(fig, path, tight=True)
-
-
 def run(s: Settings, out, log=print) -> Result:
     data = load_subsets(s)
     if data.image_shape[0] != 3:
@@ -98,10 +74,11 @@ def run(s: Settings, out, log=print) -> Result:
                      f"{st['tower2_mean']:.3f}", f"{st['difference']:.3f}", f"{st['p_value']:.3f}",
                      f"{st['init']['tower1_mean']:.3f} / {st['init']['tower2_mean']:.3f}"])
         name = f"conv1_towers_seed{seed}.png"
-        draw_kernels(W, out / name, f"seed {seed}: tower 1 (top, mean c={st['tower1_mean']:.2f}), "
-                                    f"tower 2 (bottom, mean c={st['tower2_mean']:.2f})")
-        figures.append((name, f"conv1 kernels after training, seed {seed}: tower 1 on the top "
-                              "rows, tower 2 on the bottom rows"))
+        plot_conv1_filters(W, towers=2, path=out / name,
+                           title=f"seed {seed}: tower 1 (left, mean c={st['tower1_mean']:.2f}), "
+                                 f"tower 2 (right, mean c={st['tower2_mean']:.2f})")
+        figures.append((name, f"conv1 kernels after training, seed {seed}: tower 1 on the left, "
+                              "tower 2 on the right (each kernel scaled to its own range)"))
     table = Table("Colour fraction c of conv1 kernels per tower (0 = grey, 1 = pure colour "
                   "contrast); p: permutation test of the tower difference",
                   ["seed", "test error", "tower 1 mean c", "tower 2 mean c", "difference of means",
