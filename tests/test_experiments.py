@@ -163,6 +163,22 @@ def test_experiment_with_exploding_learning_rate_is_marked_diverged_not_raised()
     assert h.status == "diverged" and history_json(h)["diverged"] is True
 
 
+def test_quick_experiment_trains_every_variant_through_the_trainer(tmp_path, monkeypatch):
+    from tinyalex.train.trainer import Trainer
+
+    runs = []
+    real_run = Trainer.run
+
+    def counting_run(self, *args, **kwargs):
+        runs.append(self.save)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", counting_run)
+    module = get_experiment("pooling")
+    run_experiment(module, resolve_settings(module, quick=True), tmp_path, log=lambda *a: None)
+    assert runs == [False, False]          # two variants x one seed, in memory
+
+
 def test_no_experiment_module_defines_a_training_loop_of_its_own():
     """Every SGD step of an experiment goes through tinyalex.train: no module calls
     backward() or an optimizer's step() itself."""
