@@ -538,8 +538,8 @@ class Trainer:
         (the experiments train this way).
     """
 
-    def __init__(self, cfg: TrainConfig, resume=None, model=None, data=None, pipeline=None, save=True,
-                 log=_print):
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, *, data=None, pipeline=None,
+                 save=True):
         self.log = log
         self.resume_from = None
         self.save = bool(save)
@@ -847,8 +847,8 @@ class Trainer:
         return result
 
 
-def fit(config: TrainConfig | None = None, resume=None, model=None, data=None, pipeline=None, save=True,
-        on_step=None, on_epoch=None, test=True, log=_print) -> History:
+def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print, *,
+        data=None, pipeline=None, save=True, on_epoch=None) -> History:
     """Train a model as described by ``config`` and return its :class:`History`.
 
     Parameters
