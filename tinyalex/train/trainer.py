@@ -472,7 +472,8 @@ class _StopOnSigint:
     """During training, the first Ctrl-C asks the loop to stop after the current
     step (so the checkpoint is consistent); a second one stops at once."""
 
-    def __init__(self):
+    def __init__(self, saves=True):
+        self.saves = saves            # False: an in-memory run, nothing to save
         self.requested = False        # first Ctrl-C: stop cleanly after the current step
         self.forced = False           # second Ctrl-C: stopped mid-step, state may be inconsistent
         self._old = None
@@ -487,8 +488,8 @@ class _StopOnSigint:
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        what = "and saving a checkpoint " if self.saves else ""
+        print(f"\nCtrl-C: stopping after this step {what}(Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -795,7 +796,7 @@ class Trainer:
             self.log(f"training {what} on {cfg.dataset}: {len(self.train_set)} train / "
                      f"{len(self.val_set) if self.val_set else 0} val images, {len(self.classes)} classes, "
                      f"{self.model.num_parameters():,} parameters -> {self.run_dir or 'memory'}")
-        with _StopOnSigint() as stop:
+        with _StopOnSigint(saves=self.save) as stop:
             try:
                 while self.loader.epoch < cfg.epochs and not self.time_up:
                     epoch = self._train_epoch(stop)
