@@ -366,3 +366,47 @@ def rank_seed_suffix(dist):
         return ()
     return (dist.rank,)
 
+
+
+def bench_distributed(model="alexnet-small", batch_size=64, steps=10, warmup=2, seed=0, dist=None, log=print):
+    """Time data-parallel training steps of ``model`` on random data (run under mpiexec, any number of ranks).
+
+    ``batch_size`` is the global batch. Returns (on every rank) a dict with
+    the ranks, images/s over all ranks, seconds per step, seconds per step in
+    the gradient allreduce and its share, and the allreduce calls per step.
+    """
+    import time
+
+    from ..layers import SoftmaxCrossEntropy
+    from ..models import build_model
+    from .sgd import SGD
+
+    dist = dist or Distributed.launched(batch_size)
+    net = build_model(model, seed=seed)
+    rows = slice(*shard_bounds(batch_size, dist.rank, dist.size))
+    rng = numpy.random.default_rng([seed, dist.rank])
+    x = rng.standard_normal((batch_size,) + tuple(net.input_shape)).astype(numpy.float32)[rows]
+    y = rng.integers(0, net.num_classes, batch_size)[rows]
+    loss, opt = SoftmaxCrossEntropy(), SGD(net, lr=1e-3)
+    net.train()
+    times = []
+    for i in range(warmup + steps):
+        dist.barrier()
+        t0, a0, c0 = time.perf_counter(), dist.allreduce_seconds, dist.allreduce_calls
+        loss.forward(net.forward(x), y)
+        net.backward(loss.backward())
+        dist.allreduce_gradients(net, len(y) / batch_size)
+        opt.step()
+        dist.barrier()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0, dist.allreduce_seconds - a0, dist.allreduce_calls - c0))
+    step = float(numpy.median([t for t, _, _ in times]))
+    reduce = float(numpy.median([a for _, a, _ in times]))
+    res = dict(model=model, ranks=dist.size, global_batch=batch_size, steps=steps, step_s=step,
+               images_per_s=batch_size / step, allreduce_s=reduce, allreduce_share=reduce / step,
+               allreduce_calls_per_step=times[0][2], grad_mb=sum(p.size for p in net.parameters()) * 4 / 1e6)
+    if dist.is_root:
+        log(f"{model}, {dist.size} rank(s), global batch {batch_size}: {res['images_per_s']:.0f} images/s, "
+            f"{1000 * step:.0f} ms/step, allreduce {1000 * reduce:.1f} ms ({100 * res['allreduce_share']:.1f}%, "
+            f"{res['allreduce_calls_per_step']} calls, {res['grad_mb']:.1f} MB)")
+    return res
