@@ -24,6 +24,11 @@ import numpy as np
 from .transforms import to_float
 
 
+def shard_bounds(n, rank, ranks):
+    """Rows [lo, hi) of a batch of ``n`` that ``rank`` of ``ranks`` takes (contiguous; sizes differ by at most 1)."""
+    return n * rank // ranks, n * (rank + 1) // ranks
+
+
 def _check_int(name, value, minimum, maximum=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an int, got {value!r}")
@@ -47,6 +52,11 @@ class DataLoader:
     transform : ``transform(x_uint8, rng) -> float32 batch``, e.g.
         ``pipeline.train_transform`` or ``pipeline.eval_transform``;
         default ``x / 255``.
+    shard : ``(rank, ranks)`` for data-parallel training: every rank visits
+        the same global batches in the same order, and loads and transforms
+        only its contiguous share of each (rows ``[n*rank//ranks,
+        n*(rank+1)//ranks)`` of a batch of n); its transform's generator
+        has the rank appended to its seed. Default ``(0, 1)``: the whole batch.
 
     ``for x, y in loader`` runs one epoch, starting at the saved position
     (``loader.epoch``, ``loader.batch``), and advances ``epoch`` when the
@@ -54,7 +64,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, transform=None):
+                 drop_last: bool = False, transform=None, shard=(0, 1)):
         if not hasattr(dataset, "get_batch") or not hasattr(dataset, "__len__"):
             raise ValueError("dataset must have __len__ and get_batch(indices)")
         self.dataset = dataset
@@ -63,6 +73,9 @@ class DataLoader:
         if transform is not None and not callable(transform):
             raise ValueError(f"transform must be callable or None, got {transform!r}")
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        rank, ranks = shard
+        _check_int("shard ranks", ranks, 1)
+        self.rank, self.ranks = _check_int("shard rank", rank, 0, ranks), ranks
         self.transform = transform if transform is not None else to_float
         if len(dataset) == 0:
             raise ValueError("dataset is empty")
@@ -85,13 +98,21 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
     def batch_rng(self, epoch: int, batch: int) -> np.random.Generator:
-        """The generator handed to the transform for batch ``batch`` of ``epoch``."""
-        return np.random.default_rng([self.seed, epoch, batch, 1])
+        """The generator handed to the transform for batch ``batch`` of ``epoch`` (and this rank, if sharded)."""
+        rank = [self.rank] if self.ranks > 1 else []
+        return np.random.default_rng([self.seed, epoch, batch, 1] + rank)
+
+    def global_batch_size(self, batch: int) -> int:
+        """Images in global batch ``batch`` (over all ranks): batch_size, or fewer in the last one."""
+        return min(self.batch_size, len(self.dataset) - batch * self.batch_size)
 
     def __iter__(self):
         epoch, order = self.epoch, self.order(self.epoch)
         for b in range(self.batch, len(self)):
             indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.ranks > 1:
+                lo, hi = shard_bounds(len(indices), self.rank, self.ranks)
+                indices = indices[lo:hi]
             x, y = self.dataset.get_batch(indices)
             x = self.transform(x, self.batch_rng(epoch, b))
             self.batch = b + 1   # a checkpoint taken now resumes after this batch

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from .distributed import DistributedError
 from .trainer import TrainConfig
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
@@ -169,6 +170,9 @@ def register_cli(subparsers):
     g.add_argument("--backend", choices=BACKENDS, default=d.backend, help="array backend")
     g.add_argument("--devices", type=_devices, default=d.devices, help="device, or two devices for the two towers: 0,1")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of everything random (init, order, augmentation, dropout)")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI, one process per rank: mpiexec -n 2 python -m tinyalex "
+                        "train --distributed ... (--batch-size is the global batch; docs/distributed.md)")
     g.add_argument("--out", default=None, help="run folder (default: runs/DATASET-MODEL-TIME)")
     g.add_argument("--resume", metavar="RUN", default=None,
                    help="continue the run in this folder exactly (its settings are used; --epochs may raise the total)")
@@ -263,15 +267,22 @@ def _train(args):
     except NonFiniteLossError as exc:
         _error(str(exc))
         return 1
-    except ValueError as exc:
+    except (ValueError, DistributedError) as exc:
         _error(str(exc))
         return 2
+    if getattr(args, "distributed", False) and not _is_root_rank():
+        return 0
     if history.test is not None:
         print(f"done: test top-1 {100 * history.test['top1']:.2f}%, top-5 {100 * history.test['top5']:.2f}%; "
               f"run folder {history.run_dir}")
     else:
         print(f"done; run folder {history.run_dir}")
     return 0
+
+
+def _is_root_rank():
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.Get_rank() == 0
 
 
 def _saved_epochs(run):

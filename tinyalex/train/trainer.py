@@ -55,6 +55,7 @@ from ..fileio import atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import Distributed, abort_job, rank_seed_suffix
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
 
@@ -119,6 +120,7 @@ class TrainConfig:
     backend: str = "numpy"               # numpy | cupy | standin
     devices: list = field(default_factory=lambda: [0])
     seed: int = 0
+    distributed: bool = False            # data parallel over MPI: mpiexec -n P python -m tinyalex train --distributed
     out: str | None = None               # run folder; default runs/<dataset>-<model>-<time>
     progress: bool = True                # tqdm progress bars (off automatically when not a TTY)
     eval_batch_size: int | None = None   # default: 2 * batch_size
@@ -154,6 +156,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1 (or None for all), got {v}")
         if not self.devices or any(int(d) < 0 for d in self.devices):
             raise ValueError(f"devices must be a non-empty list of device numbers >= 0, got {self.devices}")
+        if self.distributed and len(self.devices) > 1:
+            raise ValueError(f"--devices {','.join(map(str, self.devices))} with --distributed: each rank uses one "
+                             "GPU (its local rank's); drop --devices, or train the two towers without --distributed")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be > 0 minutes, got {self.time_limit}")
         if self.schedule == "time" and self.time_limit is None:
@@ -501,9 +506,10 @@ class _StopOnSigint:
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
-def _dropout_seed(seed):
-    """The seed of the dropout generators: derived from the run's seed, apart from the data's streams."""
-    return int(numpy.random.SeedSequence([seed, 2]).generate_state(1)[0])
+def _dropout_seed(seed, *rank):
+    """The seed of the dropout generators: derived from the run's seed (and the rank, with several),
+    apart from the data's streams."""
+    return int(numpy.random.SeedSequence([seed, 2, *rank]).generate_state(1)[0])
 
 
 def _default_out(cfg):
@@ -558,7 +564,14 @@ class Trainer:
             cfg.out = _default_out(cfg)
         self.cfg = cfg
         self.run_dir = Path(cfg.out) if self.save else None
-        backend.set_backend(cfg.backend, int(cfg.devices[0]))
+        # data parallel: every rank runs this same code; rank 0 alone writes the run folder and logs
+        self.dist = Distributed.launched(cfg.batch_size) if cfg.distributed else None
+        self.is_root = self.dist is None or self.dist.is_root
+        self.writes = self.save and self.is_root
+        if not self.is_root:
+            self.log = lambda *a: None
+        backend.set_backend(cfg.backend, self.dist.local_rank() if self.dist and cfg.backend == "cupy"
+                            else int(cfg.devices[0]))
         backend.check_devices(cfg.devices, cfg.backend)     # e.g. --devices 0,1 on a one-GPU machine
 
         # data
@@ -576,7 +589,7 @@ class Trainer:
         self.input_shape = (model_input_shape(self.model) if hasattr(model, "input_shape") or pipeline is None
                             else tuple(pipeline.output_shape(image_shape)))
         # one dropout generator per device for the whole model, seeded from the run's seed
-        self.generators = backend.DeviceGenerators(_dropout_seed(cfg.seed))
+        self.generators = backend.DeviceGenerators(_dropout_seed(cfg.seed, *rank_seed_suffix(self.dist)))
         for _, m in self.model.named_layers():
             if isinstance(m, Dropout):
                 m.generators = self.generators
@@ -594,7 +607,8 @@ class Trainer:
             # one round trip, so a fresh run and a resumed one use identical arrays
             self.pipeline = Pipeline.from_state_dict(self.pipeline.state_dict())
         self.loader = DataLoader(self.train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                 transform=self.pipeline.train_transform)
+                                 transform=self.pipeline.train_transform,
+                                 shard=(self.dist.rank, self.dist.size) if self.dist else (0, 1))
         self.optimizer = SGD(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.schedule = make_schedule(cfg.schedule, patience=cfg.patience, max_reductions=cfg.max_reductions,
                                       step_epochs=cfg.step_epochs,
@@ -622,6 +636,8 @@ class Trainer:
         }
 
     def save_checkpoint(self):
+        if not self.writes:
+            return None
         meta = self._meta("checkpoint")
         meta.update(
             optimizer={k: v for k, v in self.optimizer.state_dict().items() if k != "velocities"},
@@ -676,7 +692,10 @@ class Trainer:
                 yd = backend.to_device(y, ldev, bname)
                 loss_arr = self.criterion.forward(logits, yd)
                 loss = float(backend.to_host(loss_arr))
-                if not math.isfinite(loss):
+                finite = math.isfinite(loss)
+                if self.dist is not None:     # every rank stops, or none (a lone stop would hang the others)
+                    finite = not self.dist.any([not finite])[0]
+                if not finite:
                     bar.close()
                     ck = self.run_dir / CHECKPOINT if self.save else None
                     kept = ("nothing was saved (an in-memory run)" if ck is None else
@@ -690,6 +709,8 @@ class Trainer:
                 dlogits = self.criterion.backward()
             with backend.device(ldev):
                 model.backward(dlogits)
+            if self.dist is not None:         # g = sum over ranks of (n_r / n) g_r: the global batch's gradient
+                self.dist.allreduce_gradients(model, len(y) / self.loader.global_batch_size(batch))
             self.optimizer.step()
             self.step += 1
             now = time.perf_counter()
@@ -702,6 +723,9 @@ class Trainer:
             bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{100 * p['correct'] / p['seen']:.1f}%",
                             img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}", refresh=False)
             wall = self._wall()
+            if self.dist is not None:         # rank 0's clock and any rank's Ctrl-C decide for all
+                wall = self.dist.bcast(wall)
+                stop.requested = self.dist.any([stop.requested])[0]
             if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
                 self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
             if self.on_step is not None:
@@ -717,6 +741,8 @@ class Trainer:
 
     def _finish_epoch(self, epoch):
         cfg, p = self.cfg, self.partial
+        if self.dist is not None:             # the epoch's metrics over all ranks' images
+            p["loss_sum"], p["correct"], p["seen"] = self.dist.sum([p["loss_sum"], p["correct"], p["seen"]])
         lr_used = self.optimizer.lr
         row = {"epoch": epoch + 1, "step": self.step, "lr": lr_used,
                "train_loss": p["loss_sum"] / max(p["seen"], 1), "train_top1": p["correct"] / max(p["seen"], 1),
@@ -739,7 +765,7 @@ class Trainer:
         if self.on_epoch is not None:
             self.on_epoch(self, row)
         # files: metrics, curves, checkpoint (after the schedule, so resume sees the new lr), best
-        if self.save:
+        if self.writes:
             write_metrics(self.run_dir, self.history.epochs)
             self._plot()
             self.save_checkpoint()
@@ -758,12 +784,14 @@ class Trainer:
     def _plot(self):
         from ..viz import plot_curves
 
-        if not self.cfg.plots:
+        if not self.cfg.plots or not self.writes:
             return
         plot_curves(self.history.epochs, self.run_dir / "curves.png",
                     title=f"{self.cfg.model} on {self.cfg.dataset}")
 
     def _write_config(self):
+        if not self.writes:
+            return
         doc = {"train_config": self.cfg.to_dict(), "model_config": _model_config(self.model),
                "classes": self.classes, "input_shape": list(self.input_shape),
                "pipeline": self.pipeline.config(),
@@ -783,13 +811,14 @@ class Trainer:
         self.on_step, self.on_epoch = on_step, on_epoch
         self.time_up = False
         self._wall_start, self._wall_before = time.perf_counter(), self.wall_time
-        self._progress = bool(cfg.progress) and sys.stderr.isatty()
+        self._progress = bool(cfg.progress) and sys.stderr.isatty() and self.is_root
         self.eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
-        if self.save:
+        if self.writes:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
         if self.resume_from is not None:
-            write_metrics(self.run_dir, self.history.epochs)   # drop rows newer than the checkpoint
+            if self.writes:
+                write_metrics(self.run_dir, self.history.epochs)   # drop rows newer than the checkpoint
             self.log(f"resuming {self.run_dir} at epoch {self.loader.epoch + 1}, batch {self.loader.batch + 1}")
         else:
             what = cfg.model if not self.model_given else type(self.model).__name__
@@ -820,10 +849,10 @@ class Trainer:
         if self.time_up:
             self.log(f"time limit of {cfg.time_limit:g} min reached after {self._wall() / 60:.1f} min "
                      f"(epoch {self.history.epochs[-1]['epoch']}, step {self.step})")
-        if self.save:
+        if self.writes:
             save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
         if test and self.test_set is not None:
-            self.history.test = self.test(write=True)
+            self.history.test = self.test(write=self.writes)
         self.history.status = "completed"
         return self.history
 
@@ -870,5 +899,10 @@ def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None
     checkpoint is kept), and ``KeyboardInterrupt`` after saving a checkpoint
     on Ctrl-C.
     """
-    trainer = Trainer(config, resume=resume, model=model, data=data, pipeline=pipeline, save=save, log=log)
-    return trainer.run(on_step=on_step, on_epoch=on_epoch, test=test)
+    try:
+        trainer = Trainer(config, resume=resume, model=model, data=data, pipeline=pipeline, save=save, log=log)
+        return trainer.run(on_step=on_step, on_epoch=on_epoch, test=test)
+    except Exception as exc:
+        if config is not None and config.distributed:    # one failed rank ends them all, never a hang
+            abort_job(1, f"{type(exc).__name__}: {exc}")
+        raise

