@@ -61,7 +61,10 @@ from .cli import parse_devices
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from .layers.conv import conv_output_size
 from .models import build_model
+from .fast.cpu import num_threads
 from .fileio import atomic_write_text
+
+IMPLS = ("fast", "reference")       # --impl: the fast classes (tinyalex/fast) or the reference ones (tinyalex/layers)
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
 
@@ -79,11 +82,14 @@ KINDS = ((Conv2D, "conv"), (LRN, "lrn"), (MaxPool2D, "pool"), (Linear, "fc"))
 """The timed layers: each model layer that is (or, for LRN, wraps) one of these classes."""
 
 
-def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None):
+def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None, impl="fast"):
     """The network the bench times (tinyalex.models.build_model): one device with grouped
-    convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices."""
+    convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices;
+    ``impl`` "fast" builds it from the fast classes, "reference" from tinyalex/layers."""
+    if impl not in IMPLS:
+        raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     kw = dict(MODELS[model])
-    return build_model(kw.pop("name"), seed=seed, dtype=dtype, devices=devices, **kw)
+    return build_model(kw.pop("name"), seed=seed, dtype=dtype, devices=devices, fast=impl == "fast", **kw)
 
 
 def _inner_lrn(layer):
@@ -216,14 +222,14 @@ def build_torch_net(model="alexnet"):
     return tnn.Sequential(items)
 
 
-def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None):
+def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None, impl="fast"):
     """A closure running one training step on fixed random data; returns (step, net).
 
     The loss stays on the device (no host read inside the step)."""
     from .layers import SoftmaxCrossEntropy
     from .train.sgd import SGD
 
-    net = build_tinyalex_net(model, dtype, seed, devices)
+    net = build_tinyalex_net(model, dtype, seed, devices, impl)
     net.requires_input_grad(False)   # like torch: no gradient for the input data
     net.train()
     rng = numpy.random.default_rng(seed + 1)
@@ -411,13 +417,8 @@ def _memory_probe(framework, model, batch, backend, import_torch, impl="fast"):
     if framework == "torch":
         step, _ = make_torch_step(model, batch)
     else:
-        from .layers.fast import use_impl
-
         B.set_backend(backend)
-        with use_impl(impl):
-            step, _ = make_tinyalex_step(model, batch)
-            _memory_probe_steps(step, framework, backend, base_kb)
-        return
+        step, _ = make_tinyalex_step(model, batch, impl=impl)
     _memory_probe_steps(step, framework, backend, base_kb)
 
 
@@ -498,8 +499,6 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
               dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", threads=None,
               timer="wall", log=print):
     """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
-    from .layers.fast import IMPLS, use_impl
-
     if impl not in IMPLS:
         raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if timer not in TIMERS:
@@ -509,7 +508,7 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
     _timer["now"] = TIMERS[timer]
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
-    with use_impl(impl), _limit_threads(threads):
+    with _limit_threads(threads):
         return _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory,
                           gemm_n, impl, log)
 
@@ -554,10 +553,9 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
         raise ValueError("--compare torch runs in float32 only; use --dtype float32")
     B.set_backend(backend, device=devices[0])      # raises BackendError (with install advice) if unusable
     B.check_devices(devices, backend)               # --devices 0,1 on a one-GPU machine: names the GPUs found
-    specs = layer_specs(build_tinyalex_net(model, dt))   # the model's own layers, on this backend
+    specs = layer_specs(build_tinyalex_net(model, dt, impl=impl))   # the model's own layers, on this backend
     names = parse_layers(layers, list(specs))
     threads = _blas_threads()
-    from .layers.fast import num_threads
     if torch is not None:
         torch.set_num_threads(threads)
     res = OrderedDict()
@@ -603,8 +601,9 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     res["layers"] = rows
 
     if step:
-        flops, per = step_matmul_flops(build_tinyalex_net(model, dt), batch)
-        stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None)
+        flops, per = step_matmul_flops(build_tinyalex_net(model, dt, impl=impl), batch)
+        stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None,
+                                    impl=impl)
         t = _median_time(stp, repeats, warmup, lambda: B.synchronize(devices))   # every device the step ran on
         floor = flops / rate
         s = OrderedDict(time_s=t, images_per_s=batch / t, matmul_flops=flops, floor_s=floor,
@@ -741,11 +740,9 @@ def _cli_main(args):
 def _count_cli(args, devices):
     if args.backend != "standin":
         raise ValueError("--count-ops counts on the CPU stand-in; add --backend standin")
-    from .layers.fast import use_impl
-
-    with use_impl(args.impl), B.use_backend("standin", devices[0]):
+    with B.use_backend("standin", devices[0]):
         step, _ = make_tinyalex_step(args.model, args.batch_size, numpy.dtype(args.dtype),
-                                     devices=tuple(devices) if len(devices) == 2 else None)
+                                     devices=tuple(devices) if len(devices) == 2 else None, impl=args.impl)
         res = OrderedDict(model=args.model, batch_size=args.batch_size, devices=list(devices), impl=args.impl)
         res.update(count_step(step))
     print(f"{args.model}, batch {args.batch_size}, devices {args.devices}: {res['device_ops_per_step']} device "
