@@ -9,7 +9,7 @@ from tinyalex.models import build_model, transfer_bytes_per_image
 def test_summary_lists_every_layer_with_shape_params_and_totals():
     net = build_model("alexnet-small")
     text = net.summary()
-    for name in net.steps:
+    for name in net.children():
         assert f"\n{name} " in text, name
     assert "32x28x28" in text and "64x3x3" in text
     assert f"Total parameters: {net.num_parameters():,}" in text
