@@ -101,8 +101,8 @@ def test_torch_step_net_computes_the_same_logits_as_tinyalex():
     with torch.no_grad():
         for name, module in tnet.named_children():
             if hasattr(module, "weight"):
-                module.weight.copy_(torch.from_numpy(net.steps[name].params["W"]))
-                module.bias.copy_(torch.from_numpy(net.steps[name].params["b"]))
+                module.weight.copy_(torch.from_numpy(getattr(net, name).params["W"]))
+                module.bias.copy_(torch.from_numpy(getattr(net, name).params["b"]))
         x = np.random.default_rng(0).standard_normal((2, 3, 67, 67)) * 30
         want = tnet(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net.forward(x), want, rtol=1e-9, atol=1e-12)
@@ -123,13 +123,13 @@ def test_training_step_under_the_device_standin_makes_no_implicit_host_transfer(
     backward, SGD) runs, and the loss stays a device array until read explicitly."""
     with B.use_backend("standin", 0):
         step, net = bench.make_tinyalex_step("tiny", batch=2)
-        before = B.to_host(net.steps["conv2"].params["W"]).copy()
+        before = B.to_host(net.conv2.params["W"]).copy()
         loss = step()
         assert B.is_device_array(loss)
         with pytest.raises(B.ImplicitTransferError):
             float(loss)
         assert np.isfinite(B.to_host(loss))
-        assert not np.array_equal(B.to_host(net.steps["conv2"].params["W"]), before)
+        assert not np.array_equal(B.to_host(net.conv2.params["W"]), before)
 
 
 def test_threads_option_sets_blas_elementwise_and_torch_threads_alike():
