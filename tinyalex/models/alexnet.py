@@ -37,7 +37,6 @@ same weights in both (:func:`~tinyalex.models.towers.split_state_dict` converts)
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 
