@@ -184,7 +184,7 @@ class AlexNet(Layer):
     # -- the network of Figure 2 -------------------------------------------------------
     def build_one_device(self, L, rng):
         """The layers of Figure 2 on one device: each tower's half of conv2, conv4, conv5 is a group."""
-        cfg, dt = self.config, self.dtype
+        cfg, dt, C = self.config, self.dtype, self.input_shape[0]
         c1, c2, c3, c4, c5 = self.channels
         k1, k2, k3, k4, k5 = cfg["kernel_sizes"]
         s1, s2, s3, s4, s5 = cfg["strides"]
@@ -196,7 +196,7 @@ class AlexNet(Layer):
                             "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "flatten",
                             "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 
-        self.conv1 = L.Conv2D(self.input_shape[0], c1, k1, stride=s1, padding=p1, **init("conv1"))
+        self.conv1 = L.Conv2D(C, c1, k1, stride=s1, padding=p1, **init("conv1"))
         self.relu1 = Act(dt)
         self.lrn1 = GroupLRN(lrn(), lrn_groups) if cfg["lrn"] else None
         self.pool1 = pool()
@@ -227,7 +227,7 @@ class AlexNet(Layer):
         then tower B's, each drawing its weights from ``rng`` in that order,
         which is the order of the grouped weights' rows (same seed, same net).
         """
-        cfg, dt, devs, be = self.config, self.dtype, self.devices, self.backend
+        cfg, dt, C, devs, be = self.config, self.dtype, self.input_shape[0], self.devices, self.backend
         c1, c2, c3, c4, c5 = self.channels
         k1, k2, k3, k4, k5 = cfg["kernel_sizes"]
         s1, s2, s3, s4, s5 = cfg["strides"]
@@ -238,43 +238,42 @@ class AlexNet(Layer):
         def pair(make):
             return TowerPair(make(0), make(1), devs, be)
 
-        def half(n):                    # a tower's share of n kernels / neurons: tower_sizes(n)[t]
-            return lambda t: tower_sizes(n)[t]
+        def half(n, t):                 # tower t's share of n kernels / neurons
+            return tower_sizes(n)[t]
 
-        h1, h2, h3, h4, h5, h6, h7, h8 = (half(n) for n in (c1, c2, c3, c4, c5, f6, f7, self.num_classes))
         self.layer_names = ("input", "conv1", "relu1", "lrn1", "pool1", "conv2", "relu2", "lrn2", "pool2",
                             "to_conv3", "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5",
                             "flatten", "to_fc6", "fc6", "relu6", "drop6", "to_fc7", "fc7", "relu7", "drop7",
                             "to_fc8", "fc8", "logits")
 
         self.input = Broadcast(devs, be, dt)                 # the image to both towers
-        self.conv1 = pair(lambda t: L.Conv2D(self.input_shape[0], h1(t), k1, stride=s1, padding=p1, **init("conv1")))
+        self.conv1 = pair(lambda t: L.Conv2D(C, half(c1, t), k1, stride=s1, padding=p1, **init("conv1")))
         self.relu1 = pair(lambda t: Act(dt))
         self.lrn1 = pair(lambda t: lrn()) if cfg["lrn"] else None     # each tower normalizes its own maps
         self.pool1 = pair(lambda t: pool())
-        self.conv2 = pair(lambda t: L.Conv2D(h1(t), h2(t), k2, stride=s2, padding=p2, **init("conv2")))
+        self.conv2 = pair(lambda t: L.Conv2D(half(c1, t), half(c2, t), k2, stride=s2, padding=p2, **init("conv2")))
         self.relu2 = pair(lambda t: Act(dt))
         self.lrn2 = pair(lambda t: lrn()) if cfg["lrn"] else None
         self.pool2 = pair(lambda t: pool())
         self.to_conv3 = Exchange(devs, be, dt)               # conv3 reads both towers' maps
-        self.conv3 = pair(lambda t: L.Conv2D(c2, h3(t), k3, stride=s3, padding=p3, **init("conv3")))
+        self.conv3 = pair(lambda t: L.Conv2D(c2, half(c3, t), k3, stride=s3, padding=p3, **init("conv3")))
         self.relu3 = pair(lambda t: Act(dt))
-        self.conv4 = pair(lambda t: L.Conv2D(h3(t), h4(t), k4, stride=s4, padding=p4, **init("conv4")))
+        self.conv4 = pair(lambda t: L.Conv2D(half(c3, t), half(c4, t), k4, stride=s4, padding=p4, **init("conv4")))
         self.relu4 = pair(lambda t: Act(dt))
-        self.conv5 = pair(lambda t: L.Conv2D(h4(t), h5(t), k5, stride=s5, padding=p5, **init("conv5")))
+        self.conv5 = pair(lambda t: L.Conv2D(half(c4, t), half(c5, t), k5, stride=s5, padding=p5, **init("conv5")))
         self.relu5 = pair(lambda t: Act(dt))
         self.pool5 = pair(lambda t: pool())
         self.flatten = pair(lambda t: Flatten(dt))
         self.to_fc6 = Exchange(devs, be, dt)                 # the fully connected layers read everything
-        self.fc6 = pair(lambda t: L.Linear(self._features(), h6(t), **init("fc6")))
+        self.fc6 = pair(lambda t: L.Linear(self._features(), half(f6, t), **init("fc6")))
         self.relu6 = pair(lambda t: Act(dt))
         self.drop6 = pair(lambda t: drop(6, t)) if cfg["dropout"] else None
         self.to_fc7 = Exchange(devs, be, dt)
-        self.fc7 = pair(lambda t: L.Linear(f6, h7(t), **init("fc7")))
+        self.fc7 = pair(lambda t: L.Linear(f6, half(f7, t), **init("fc7")))
         self.relu7 = pair(lambda t: Act(dt))
         self.drop7 = pair(lambda t: drop(7, t)) if cfg["dropout"] else None
         self.to_fc8 = Exchange(devs, be, dt)
-        self.fc8 = pair(lambda t: L.Linear(f7, h8(t), **init("fc8")))
+        self.fc8 = pair(lambda t: L.Linear(f7, half(self.num_classes, t), **init("fc8")))
         self.logits = Gather(devs, be, dt)                   # both halves of the logits to d0, for the loss
         if be != "numpy":
             self.to(devs, be)
@@ -391,9 +390,10 @@ class AlexNet(Layer):
         return self
 
     def _check_x(self, x):
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            raise TypeError(f"{self.name}: input must be an array of shape (N, {', '.join(map(str, self.input_shape))})")
         want = "x".join(map(str, self.input_shape))
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise TypeError(f"AlexNet({self.name!r}): input must be an array of images {want}, "
+                            f"shape (N, {', '.join(map(str, self.input_shape))})")
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             got = "x".join(map(str, x.shape[1:])) if x.ndim == 4 else f"shape {tuple(x.shape)}"
             hint = ""
