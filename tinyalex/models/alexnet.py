@@ -185,11 +185,8 @@ class AlexNet(Layer):
     def build_one_device(self, L, rng):
         """The layers of Figure 2 on one device: each tower's half of conv2, conv4, conv5 is a group."""
         cfg, dt, C = self.config, self.dtype, self.input_shape[0]
-        c1, c2, c3, c4, c5 = self.channels
-        k1, k2, k3, k4, k5 = cfg["kernel_sizes"]
-        s1, s2, s3, s4, s5 = cfg["strides"]
-        p1, p2, p3, p4, p5 = cfg["paddings"]
-        f6, f7 = self.fc_sizes
+        (c1, c2, c3, c4, c5), (k1, k2, k3, k4, k5), (s1, s2, s3, s4, s5), (p1, p2, p3, p4, p5), (f6, f7) = \
+            self.channels, cfg["kernel_sizes"], cfg["strides"], cfg["paddings"], self.fc_sizes
         init, Act, pool, lrn, drop = self._layer_makers(L, rng)
         lrn_groups = 1 if cfg["lrn_across_towers"] else 2
         self.layer_names = ("conv1", "relu1", "lrn1", "pool1", "conv2", "relu2", "lrn2", "pool2",
@@ -228,11 +225,8 @@ class AlexNet(Layer):
         which is the order of the grouped weights' rows (same seed, same net).
         """
         cfg, dt, C, devs, be = self.config, self.dtype, self.input_shape[0], self.devices, self.backend
-        c1, c2, c3, c4, c5 = self.channels
-        k1, k2, k3, k4, k5 = cfg["kernel_sizes"]
-        s1, s2, s3, s4, s5 = cfg["strides"]
-        p1, p2, p3, p4, p5 = cfg["paddings"]
-        f6, f7 = self.fc_sizes
+        (c1, c2, c3, c4, c5), (k1, k2, k3, k4, k5), (s1, s2, s3, s4, s5), (p1, p2, p3, p4, p5), (f6, f7) = \
+            self.channels, cfg["kernel_sizes"], cfg["strides"], cfg["paddings"], self.fc_sizes
         init, Act, pool, lrn, drop = self._layer_makers(L, rng)
 
         def pair(make):
