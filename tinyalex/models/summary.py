@@ -92,7 +92,8 @@ def summary(model) -> str:
     line = "  ".join("-" * w for w in widths)
 
     def fmt(r):
-        return "  ".join(str(v).ljust(w) if i != 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+        cells = (str(v).ljust(w) if i != 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+        return "  ".join(cells).rstrip()
 
     placement = (f"two towers on devices {model.devices} ({model.backend})" if model.split
                  else f"one device, grouped convolutions ({one_dev})")
