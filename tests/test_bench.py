@@ -98,12 +98,11 @@ def test_torch_step_net_computes_the_same_logits_as_tinyalex():
     torch = pytest.importorskip("torch")
     net = bench.build_tinyalex_net("tiny", np.float64).eval()
     tnet = bench.build_torch_net("tiny").double().eval()
-    layers = dict(net.named_layers())
     with torch.no_grad():
         for name, module in tnet.named_children():
             if hasattr(module, "weight"):
-                module.weight.copy_(torch.from_numpy(layers[name].params["W"]))
-                module.bias.copy_(torch.from_numpy(layers[name].params["b"]))
+                module.weight.copy_(torch.from_numpy(getattr(net, name).params["W"]))
+                module.bias.copy_(torch.from_numpy(getattr(net, name).params["b"]))
         x = np.random.default_rng(0).standard_normal((2, 3, 67, 67)) * 30
         want = tnet(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net.forward(x), want, rtol=1e-9, atol=1e-12)
@@ -124,13 +123,13 @@ def test_training_step_under_the_device_standin_makes_no_implicit_host_transfer(
     backward, SGD) runs, and the loss stays a device array until read explicitly."""
     with B.use_backend("standin", 0):
         step, net = bench.make_tinyalex_step("tiny", batch=2)
-        before = B.to_host(net.steps["conv2"].params["W"]).copy()
+        before = B.to_host(net.conv2.params["W"]).copy()
         loss = step()
         assert B.is_device_array(loss)
         with pytest.raises(B.ImplicitTransferError):
             float(loss)
         assert np.isfinite(B.to_host(loss))
-        assert not np.array_equal(B.to_host(net.steps["conv2"].params["W"]), before)
+        assert not np.array_equal(B.to_host(net.conv2.params["W"]), before)
 
 
 def test_threads_option_sets_blas_elementwise_and_torch_threads_alike():
@@ -156,30 +155,3 @@ def test_two_devices_run_the_two_tower_step_under_the_standin():
 def test_more_than_two_devices_is_refused(capsys):
     assert main(TINY + ["--devices", "0,1,2"]) == 2
     assert "--devices" in capsys.readouterr().err
-
-
-def test_count_ops_writes_device_ops_and_host_syncs_per_step_to_json(tmp_path, capsys):
-    out = tmp_path / "count.json"
-    assert main(["bench", "--model", "tiny", "--batch-size", "2", "--backend", "standin", "--count-ops",
-                 "--json", str(out)]) == 0
-    res = json.loads(out.read_text())
-    assert res["device_ops_per_step"] > 0 and res["host_syncs_per_step"] >= 0
-    assert sum(res["top_ops"].values()) <= res["device_ops_per_step"]
-    assert f"{res['device_ops_per_step']} device operations" in capsys.readouterr().out
-
-
-def test_count_ops_without_the_standin_is_refused(capsys):
-    assert main(["bench", "--model", "tiny", "--count-ops"]) == 2
-    assert "--count-ops counts on the CPU stand-in; add --backend standin" in capsys.readouterr().err
-
-
-def test_count_step_counts_the_steady_state_step_only():
-    calls = []
-
-    def step():
-        calls.append(1)
-        if len(calls) == 2:           # only the second call is counted
-            B.to_device(np.ones(2), 0, "standin") + 1
-    res = bench.count_step(step)
-    assert (res["device_ops_per_step"], res["host_syncs_per_step"]) == (2, 0)
-    assert res["top_ops"] == {"to_device": 1, "add": 1}

@@ -16,7 +16,7 @@ COMMAND_MODULES = [
     "tinyalex.gradcheck",
     "tinyalex.bench",
     "tinyalex.exercises.generate",
-    "tinyalex.models.summary",
+    "tinyalex.models.cli",
     "tinyalex.experiments",
     "tinyalex.doctor",
 ]

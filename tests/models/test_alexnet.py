@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tinyalex.models import AlexNet, build_model, init_parameters, model_names
+from tinyalex.layers import Tanh
+from tinyalex.models import AlexNet, build_model, model_names
 
 REFERENCE_WEIGHTS = {  # weights alone, from the reference notes
     "conv1": 34_848, "conv2": 307_200, "conv3": 884_736, "conv4": 663_552, "conv5": 442_368,
@@ -44,8 +45,8 @@ def test_alexnet_forward_of_one_227_image_gives_the_reference_shapes(alexnet):
     assert {n: tuple(acts[n].shape[1:]) for n in REFERENCE_SHAPES} == REFERENCE_SHAPES
 
 
-def test_alexnet_plan_shapes_match_the_reference_table(alexnet):
-    shapes = {name: shape for name, _, _, shape in alexnet.plan}
+def test_alexnet_output_shapes_computed_from_the_layers_match_the_reference_table(alexnet):
+    shapes = alexnet.output_shapes()
     assert {n: shapes[n] for n in REFERENCE_SHAPES} == REFERENCE_SHAPES
 
 
@@ -74,10 +75,12 @@ def test_released_init_uses_std_003_for_conv3_to_conv5():
 
 
 def test_he_init_uses_std_sqrt_2_over_fan_in_and_zero_biases():
-    state = init_parameters({"conv1": (64, 3, 5, 5), "fc6": (256, 400)}, init="he", seed=1)
+    net = build_model("alexnet-cifar", init="he", seed=1)        # conv1 64 @ 5x5x3, fc6 1024 x 1152
+    state = net.state_dict()
     assert state["conv1.W"].std() == pytest.approx(np.sqrt(2 / 75), rel=0.05)
-    assert state["fc6.W"].std() == pytest.approx(np.sqrt(2 / 400), rel=0.05)
-    assert not state["conv1.b"].any() and not state["fc6.b"].any()
+    assert state["conv2.W"].std() == pytest.approx(np.sqrt(2 / (32 * 25)), rel=0.05)   # fan-in of one group
+    assert state["fc6.W"].std() == pytest.approx(np.sqrt(2 / 1152), rel=0.05)
+    assert not any(state[f"{n}.b"].any() for n in REFERENCE_WEIGHTS)
 
 
 def test_same_seed_gives_same_weights_and_other_seed_differs():
@@ -106,7 +109,7 @@ def test_input_too_small_for_the_three_pools_is_refused_at_build_time():
 
 def test_small_variant_has_the_same_structure_and_documented_shapes():
     net = build_model("alexnet-small")
-    shapes = {name: shape for name, _, _, shape in net.plan}
+    shapes = net.output_shapes()
     assert [n for n, _ in net.named_parameters()][::2] == [f"{l}.W" for l in REFERENCE_WEIGHTS]
     assert {k for k in shapes if k.startswith(("lrn", "pool", "drop"))} == \
         {"lrn1", "lrn2", "pool1", "pool2", "pool5", "drop6", "drop7"}
@@ -114,17 +117,17 @@ def test_small_variant_has_the_same_structure_and_documented_shapes():
     assert shapes["conv2"] == (64, 15, 15) and shapes["pool2"] == (64, 7, 7)
     assert shapes["conv5"] == (64, 7, 7) and shapes["pool5"] == (64, 3, 3)
     assert shapes["fc8"] == (10,)
-    assert net.steps["conv2"].groups == 2 and net.steps["conv3"].groups == 1
+    assert net.conv2.groups == 2 and net.conv3.groups == 1
 
 
 def test_fmnist_alias_builds_the_small_net():
-    assert build_model("alexnet-fmnist").config["channels"] is None
+    assert build_model("alexnet-fmnist").config["name"] == "alexnet-small"
     assert build_model("alexnet-fmnist").num_parameters() == build_model("alexnet-small").num_parameters()
 
 
 def test_cifar_variant_takes_3x32x32_and_ends_with_pool5_3x3():
     net = build_model("alexnet-cifar")
-    shapes = {name: shape for name, _, _, shape in net.plan}
+    shapes = net.output_shapes()
     assert net.input_shape == (3, 32, 32) and shapes["pool5"] == (128, 3, 3)
     logits = net.forward(np.zeros((2, 3, 32, 32), np.float32))
     assert logits.shape == (2, 10)
@@ -132,7 +135,7 @@ def test_cifar_variant_takes_3x32x32_and_ends_with_pool5_3x3():
 
 def test_width_scales_every_layer_to_even_sizes():
     net = build_model("alexnet-small", width=0.5)
-    shapes = {name: shape for name, _, _, shape in net.plan}
+    shapes = net.output_shapes()
     assert [shapes[f"conv{i}"][0] for i in range(1, 6)] == [16, 32, 48, 48, 32]
     assert shapes["fc6"] == (256,) and shapes["fc7"] == (256,)
 
@@ -155,21 +158,22 @@ def test_config_rebuilds_the_same_architecture_and_weights():
 
 def test_options_remove_lrn_change_pooling_dropout_and_activation():
     net = build_model("alexnet-small", lrn=False, overlap_pool=False, dropout=0, activation="tanh")
-    names = list(net.steps)
-    assert not any(n.startswith(("lrn", "drop", "relu")) for n in names)
-    assert "tanh1" in names and net.steps["pool1"].kernel_size == (2, 2)
+    names = list(net.children())
+    assert not any(n.startswith(("lrn", "drop")) for n in names)
+    assert all(type(getattr(net, f"relu{i}")) is Tanh for i in (1, 2, 3, 4, 5, 6, 7))
+    assert net.pool1.kernel_size == (2, 2) and net.lrn1 is None and net.drop6 is None
 
 
 def test_lrn_convention_option_reaches_the_lrn_layers():
     net = build_model("alexnet-small", lrn_convention="caffe")
-    assert net.steps["lrn1"].lrn.convention == "caffe"
-    assert net.steps["lrn1"].lrn.alpha_eff == pytest.approx(2e-5)
+    assert net.lrn1.lrn.convention == "caffe"
+    assert net.lrn1.lrn.alpha_eff == pytest.approx(2e-5)
 
 
 def test_lrn_normalizes_within_each_tower_by_default():
     """Channel 0 of tower B is not affected by tower A's last channels (the two GPUs' maps)."""
     net = build_model("alexnet-small", width=0.25, dtype=np.float64, lrn_alpha=10.0)
-    lrn = net.steps["lrn1"]
+    lrn = net.lrn1
     x = np.ones((1, 8, 2, 2))
     y = lrn.forward(x)
     x2 = x.copy()
@@ -204,7 +208,7 @@ def test_activations_give_every_layers_output_by_name():
     with net.keep_activations():
         logits = net.forward(x)
     acts = net.activations
-    assert list(acts) == list(net.steps)
+    assert list(acts) == list(net.children())
     np.testing.assert_array_equal(acts["fc8"], logits)
     assert acts["relu7"].shape == (3, 128) and (acts["relu7"] >= 0).all()
 

@@ -96,7 +96,7 @@ def test_the_check_is_sensitive_to_lrn_k_and_fc6_order(caffe_file):
 
 def test_imported_net_uses_caffes_lrn_convention_across_all_channels(caffe_file):
     net = load_caffe_alexnet(caffe_file, input_shape=IN_SHAPE)
-    lrn = net.steps["lrn1"]
+    lrn = net.lrn1
     assert lrn.groups == 1 and lrn.lrn.convention == "caffe" and lrn.lrn.k == 1.0
     assert lrn.lrn.alpha_eff == pytest.approx(2e-5)
     assert not net.training                                  # returned ready for inference

@@ -11,10 +11,10 @@ TINY = dict(width=0.125, input_shape=(1, 20, 20), dtype=np.float64, seed=2, num_
 
 def _fixed_masks(net, n):
     rng = np.random.default_rng(7)
-    for name, _, _, shape in net.plan:
+    for name, shape in net.output_shapes().items():
         if name.startswith("drop"):
             m = rng.random((n, shape[0])) >= 0.5
-            step = net.steps[name]
+            step = getattr(net, name)
             if net.split:
                 k = shape[0] - shape[0] // 2            # tower A's share
                 step.A.set_mask(m[:, :k])
@@ -40,7 +40,7 @@ def test_tiny_alexnet_backward_matches_central_differences(devices, activation, 
 def test_gradcheck_of_the_model_catches_a_wrong_layer_gradient():
     """The end-to-end check is not vacuous: a 1% error planted in conv4's backward is found."""
     net = build_model("alexnet-small", **TINY).eval()
-    conv4 = net.steps["conv4"]
+    conv4 = net.conv4
     real = conv4.backward
     conv4.backward = lambda dout: real(dout) * 1.01
     x = np.random.default_rng(0).standard_normal((2, 1, 20, 20))

@@ -104,3 +104,41 @@ def test_state_dict_is_a_host_copy():
     state = net.state_dict()
     state["conv1.W"][...] = 0
     assert dict(net.named_parameters())["conv1.W"].any()
+
+
+def test_model_npz_of_a_training_run_loads_with_load_model(tmp_path):
+    """The file `train` writes is the models' weights file: load_model rebuilds the trained net."""
+    from tinyalex.train import TrainConfig, fit
+    from tinyalex.train.trainer import load_trained
+
+    cfg = TrainConfig(model="alexnet-cifar", width=0.125, dataset="synthetic", epochs=1, batch_size=16,
+                      limit_train=48, limit_test=16, val_fraction=0.25, out=str(tmp_path / "run"),
+                      progress=False, plots=False)
+    history = fit(cfg, log=lambda *a, **k: None)
+    path = history.run_dir / "model.npz"
+    net = load_model(path)
+    assert net.config["name"] == "alexnet-cifar" and net.config["width"] == 0.125
+    trained, _, classes, meta = load_trained(history.run_dir)
+    assert len(classes) == net.num_classes and meta["kind"] == "model"
+    for (n, p), (m, q) in zip(net.named_parameters(), trained.named_parameters()):
+        assert n == m
+        np.testing.assert_array_equal(p, q)
+    assert load_model(history.run_dir / "checkpoint.npz").num_parameters() == net.num_parameters()
+
+
+def test_load_model_reads_a_model_file_in_the_earlier_training_layout(tmp_path):
+    """model.npz files written by training before the formats were one (meta + model/<name>) still load."""
+    from tinyalex.train.checkpoint import save_checkpoint
+
+    net = build_model("alexnet-small", **SMALL)
+    save_checkpoint(tmp_path / "old.npz", {"kind": "model", "model_config": dict(net.config)},
+                    model=net.state_dict())
+    again = load_model(tmp_path / "old.npz")
+    for (n, p), (m, q) in zip(net.named_parameters(), again.named_parameters()):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_load_model_refuses_a_file_without_config_saying_what_to_do(tmp_path):
+    save_npz(tmp_path / "bare.npz", build_model("alexnet-small", **SMALL).state_dict())
+    with pytest.raises(ValueError, match="no model config.*model.load"):
+        load_model(tmp_path / "bare.npz")

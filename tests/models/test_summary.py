@@ -9,7 +9,7 @@ from tinyalex.models import build_model, transfer_bytes_per_image
 def test_summary_lists_every_layer_with_shape_params_and_totals():
     net = build_model("alexnet-small")
     text = net.summary()
-    for name in net.steps:
+    for name in net.children():
         assert f"\n{name} " in text, name
     assert "32x28x28" in text and "64x3x3" in text
     assert f"Total parameters: {net.num_parameters():,}" in text
@@ -43,3 +43,23 @@ def test_summary_command_refuses_an_unknown_model_listing_the_choices(capsys):
     assert main(["summary", "--model", "vgg"]) == 2
     err = capsys.readouterr().err
     assert "--model" in err and "alexnet-small" in err
+
+
+def test_summary_shows_the_class_that_runs_each_layer():
+    net = build_model("alexnet-small", width=0.25, fast=False)
+    rows = {line.split()[0]: line.split()[1] for line in net.summary().splitlines() if len(line.split()) > 1}
+    assert rows["conv1"] == type(net.conv1).__name__ == "Conv2D"
+    assert rows["lrn1"] == "GroupLRN(LRN)" and rows["pool5"] == "MaxPool2D" and rows["fc8"] == "Linear"
+    assert "reference implementations (fast=False)" in net.summary()
+
+
+def test_split_summary_shows_the_halves_classes_and_the_links():
+    text = build_model("alexnet-small", devices=(0, 1), width=0.25).summary()
+    rows = {line.split()[0]: line.split()[1] for line in text.splitlines() if line.split()}
+    assert rows["input"] == "Broadcast" and rows["to_conv3"] == "Exchange" and rows["logits"] == "Gather"
+    assert rows["conv3"] == "FastConv2D" and rows["lrn2"] == "FastLRN"      # 12 channels per tower: no Winograd
+
+
+def test_summary_command_reference_flag_builds_with_the_reference_classes(capsys):
+    assert main(["summary", "--model", "alexnet-small", "--reference"]) == 0
+    assert "reference implementations (fast=False)" in capsys.readouterr().out

@@ -20,7 +20,7 @@ def _batch():
 def _masks(net_grouped):
     rng = np.random.default_rng(1)
     return {name: rng.random((N, shape[0])) >= 0.5
-            for name, _, _, shape in net_grouped.plan if name.startswith("drop")}
+            for name, shape in net_grouped.output_shapes().items() if name.startswith("drop")}
 
 
 def _run(net, x, y, masks=None):
@@ -28,7 +28,7 @@ def _run(net, x, y, masks=None):
     dev = net.input_device
     if masks is not None:
         for name, m in masks.items():
-            step = net.steps[name]
+            step = getattr(net, name)
             if net.split:
                 ka = tower_sizes(m.shape[1])[0]
                 step.A.set_mask(B.to_device(m[:, :ka], net.devices[0], net.backend))
@@ -133,7 +133,7 @@ def test_an_operation_mixing_the_towers_devices_fails_under_the_standin():
         net = build_model("alexnet-small", devices=(0, 1), **SMALL)
         x = B.to_device(np.zeros((1, 1, 28, 28)), 0)
         with pytest.raises(B.DeviceMismatchError):
-            net.steps["conv1"].forward((x, x))
+            net.conv1.forward((x, x))
 
 
 def test_split_refuses_input_on_the_wrong_device_naming_the_input_device():

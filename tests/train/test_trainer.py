@@ -7,12 +7,13 @@ import signal
 import numpy as np
 import pytest
 
+from tinyalex.models import read_npz
 from tinyalex.train import checkpoint as ckpt
 from tinyalex.train.trainer import METRIC_COLUMNS, NonFiniteLossError, fit
 
 
 def _weights(path):
-    return ckpt.load_checkpoint(path).model
+    return read_npz(path).state
 
 
 def test_loss_falls_and_run_folder_has_its_files(tiny_config, tiny_model, quiet):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy
 
-from ..backend import device, device_of, get_array_module, to_device, to_device_of, to_host
+from ..backend import device, device_of, get_array_module, get_backend, to_device, to_device_of, to_host
 
 _FLOAT_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
@@ -114,28 +114,40 @@ class Layer:
         """Copy arrays into the parameters (in place, on their devices).
 
         Refuses missing or extra names (with ``strict``) and shape mismatches
-        with an error naming the parameter and both shapes.
+        with an error naming the layer, the parameter and both shapes.
+        :meth:`convert_state_dict` may rename the state first.
         """
+        state = self.convert_state_dict(state)
         own = OrderedDict(self._parameter_slots())
         missing = [n for n in own if n not in state]
         extra = [n for n in state if n not in own]
         if strict and (missing or extra):
+            expected = ", ".join(f"{n!r} {tuple(own[n][0].params[own[n][1]].shape)}" for n in missing)
             raise KeyError(
                 f"{type(self).__name__}.load_state_dict: missing parameters {missing}, "
-                f"unexpected parameters {extra}"
+                f"unexpected parameters {extra}" + (f"; the model expects {expected}" if missing else "")
             )
+        for name, (layer, key) in own.items():
+            if name in state and tuple(state[name].shape) != tuple(layer.params[key].shape):
+                raise ValueError(
+                    f"layer {name.rpartition('.')[0]!r}: parameter {name!r}: the model expects shape "
+                    f"{tuple(layer.params[key].shape)}, the state has {tuple(state[name].shape)}"
+                )
         for name, (layer, key) in own.items():
             if name not in state:
                 continue
-            value = numpy.asarray(to_host(state[name]))
             p = layer.params[key]
-            if value.shape != p.shape:
-                raise ValueError(
-                    f"parameter {name!r}: the model expects shape {p.shape}, the state has {value.shape}"
-                )
             with device(device_of(p)):
-                p[...] = to_device_of(value.astype(p.dtype), p)
+                p[...] = to_device_of(numpy.asarray(to_host(state[name])).astype(p.dtype), p)
         return self
+
+    def convert_state_dict(self, state):
+        """Hook for :meth:`load_state_dict`: rename a state dict saved another way (default: as is).
+
+        The AlexNet model uses it to load grouped weights ("conv2.W") into its
+        two towers ("conv2.A.W", "conv2.B.W") and back.
+        """
+        return state
 
     def _parameter_slots(self):
         for lname, layer in self.named_layers():
@@ -143,20 +155,24 @@ class Layer:
                 yield (f"{lname}.{key}" if lname else key), (layer, key)
 
     def to(self, device=None, backend=None):
-        """Move all parameters (and gradients) to a device, explicitly.
+        """Move all parameters (and gradients) to a device, explicitly; returns self.
 
         ``backend`` is "numpy", "cupy" or "standin" (default: the current one).
+        Moves this layer's own arrays, then each child's (``child.to``), so a
+        container can place its children on different devices.
         """
-        for _, layer in self.named_layers():
-            for d in (layer.params, layer.grads):
-                for k, v in d.items():
-                    if v is not None:
-                        d[k] = to_device(v, device, backend)
-            layer._moved(device, backend)
+        backend = backend or get_backend()
+        self._moved(device, backend)
+        for d in (self.params, self.grads):
+            for k, v in d.items():
+                if v is not None:
+                    d[k] = to_device(v, device, backend)
+        for child in self.children().values():
+            child.to(device, backend)
         return self
 
     def _moved(self, device, backend):
-        """Hook for layers holding device state other than params (none by default)."""
+        """Hook called by :meth:`to` first: layers holding other device state move it here (none by default)."""
 
     def extra_repr(self) -> str:
         return ""

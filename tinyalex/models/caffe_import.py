@@ -42,6 +42,8 @@ from collections import OrderedDict
 
 import numpy
 
+from .registry import build_model
+
 __all__ = ["load_caffe_alexnet", "caffe_to_state_dict", "read_caffe_npy", "LAYERS"]
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -117,12 +119,10 @@ def load_caffe_alexnet(weights, input_shape=None, arch="alexnet", fc6_order="hwc
 
     ``weights``: a path to ``bvlc_alexnet.npy`` or the dict it holds. Channel
     counts, kernel sizes, fc widths and the number of classes are read from
-    the weights; strides, paddings and the input size come from ``arch``
+    the weights; strides, paddings and the input size come from the model named ``arch``
     (``input_shape`` overrides). ``device``: one device (LRN crosses the
     towers, so no split). Returns the model in eval mode.
     """
-    from .alexnet import AlexNet
-
     if not isinstance(weights, dict):
         weights = read_caffe_npy(weights)
     ws = {name: _wb(weights, name) for name in LAYERS}
@@ -142,10 +142,9 @@ def load_caffe_alexnet(weights, input_shape=None, arch="alexnet", fc6_order="hwc
     opts = dict(lrn_convention="caffe", lrn_k=1.0, lrn_alpha=1e-4, lrn_beta=0.75, lrn_size=5,
                 lrn_across_towers=True)
     opts.update(overrides)
-    model = AlexNet(num_classes=num_classes, input_shape=input_shape, arch=arch, channels=channels,
-                    kernel_sizes=kernels, fc_sizes=fc_sizes, dtype=dtype, devices=device, backend=backend,
-                    **opts)
-    pool5 = next(shape for name, _, _, shape in model.plan if name == "pool5")
+    model = build_model(arch, num_classes, input_shape=input_shape, channels=channels, kernel_sizes=kernels,
+                        fc_sizes=fc_sizes, dtype=dtype, devices=device, backend=backend, **opts)
+    pool5 = model.output_shapes()["pool5"]
     state = caffe_to_state_dict(weights, pool5, fc6_order, input_order)
     model.load_state_dict(state)
     return model.eval()

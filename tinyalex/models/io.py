@@ -1,81 +1,100 @@
-"""Saving and loading a model's weights as .npz (one array per parameter, plus the config).
+"""The one weights file: a model's parameters and config in a plain .npz.
 
-    model.save("alexnet.npz")                 # atomic: temp file, then os.replace
+    model.save("alexnet.npz")                 # atomic (tinyalex.fileio.atomic_write)
     model.load("alexnet.npz")                 # into an existing model (checks names and shapes)
     model = load_model("alexnet.npz")         # rebuild from the stored config, then load
 
-The file is a plain NumPy archive: ``numpy.load(path)["conv1.W"]`` works
-without tinyalex. The config is stored as JSON in the entry "__config__".
+Entries of the archive::
+
+    conv1.W, conv1.b, ..., fc8.b    the weights, by state-dict name
+    __config__                      JSON: the model's config (build_model(**config) rebuilds it)
+    __meta__                        JSON, optional: what the writer adds (training: classes, epoch, ...)
+    <group>/<name>                  optional arrays the writer adds (training: pipeline/mean, ...)
+
+``numpy.load(path)["conv1.W"]`` works without tinyalex. Training writes its
+``model.npz`` and ``best.npz`` in this format; :func:`read_npz` also reads
+training checkpoints (``checkpoint.npz``, and ``model.npz`` files written
+before this format was shared), whose weights are stored as ``model/<name>``.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy
 
 from ..backend import to_host
+from ..fileio import atomic_write
 
-__all__ = ["save_npz", "load_npz", "load_model", "CONFIG_KEY"]
+__all__ = ["save_npz", "load_npz", "read_npz", "WeightsFile", "CONFIG_KEY", "META_KEY"]
 
 CONFIG_KEY = "__config__"
+META_KEY = "__meta__"
+CHECKPOINT_FORMAT = "tinyalex-checkpoint"     # train/checkpoint.py's files: "meta" + "model/<name>"
 
 
-def save_npz(path, state, config=None):
-    """Write ``state`` (name -> array) and ``config`` (a JSON-able dict) to ``path`` atomically.
+class WeightsFile(NamedTuple):
+    """What a weights file holds: ``state`` (name -> host array), ``config`` (dict or None),
+    ``meta`` (dict, empty if none), ``extras`` (group -> {name: array})."""
 
-    The archive is written to a temporary file in the same directory and
-    moved over ``path`` with ``os.replace``, so an interrupted save never
-    leaves a half-written file where the old one was.
-    """
-    path = os.fspath(path)
+    state: "OrderedDict[str, numpy.ndarray]"
+    config: dict | None
+    meta: dict
+    extras: dict
+
+
+def save_npz(path, state, config=None, meta=None, extras=None):
+    """Write ``state`` (name -> array) with ``config``, ``meta`` (JSON-able dicts) and
+    ``extras`` (group -> {name: array}) to ``path``, atomically: an interrupted save
+    leaves the old file intact and no temporary file behind."""
     arrays = OrderedDict((name, numpy.ascontiguousarray(to_host(v))) for name, v in state.items())
-    if CONFIG_KEY in arrays:
-        raise ValueError(f"a parameter may not be called {CONFIG_KEY!r}")
+    bad = [name for name in arrays if "/" in name or name in (CONFIG_KEY, META_KEY)]
+    if bad:
+        raise ValueError(f"parameter names may not contain '/' or be {CONFIG_KEY!r}/{META_KEY!r}: {bad}")
     if config is not None:
         arrays[CONFIG_KEY] = numpy.array(json.dumps(dict(config)))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if meta is not None:
+        arrays[META_KEY] = numpy.array(json.dumps(dict(meta)))
+    for group, group_arrays in (extras or {}).items():
+        for name, value in group_arrays.items():
+            arrays[f"{group}/{name}"] = numpy.asarray(to_host(value))
+    atomic_write(os.fspath(path), lambda f: numpy.savez(f, **arrays))
 
 
-def load_npz(path):
-    """Read a file written by :func:`save_npz`: (state dict of host arrays, config dict or None)."""
+def read_npz(path) -> WeightsFile:
+    """Read a weights file written by :func:`save_npz` (or a training checkpoint)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weights file {path!r}")
-    with numpy.load(path, allow_pickle=False) as data:
-        state = OrderedDict((k, data[k]) for k in data.files if k != CONFIG_KEY)
-        config = json.loads(str(data[CONFIG_KEY])) if CONFIG_KEY in data.files else None
-    return state, config
+    try:
+        with numpy.load(path, allow_pickle=False) as data:
+            entries = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path!r} is not a readable .npz weights file ({exc})") from exc
+    if "meta" in entries:                                   # a training checkpoint: meta + model/<name>
+        meta = json.loads(str(entries.pop("meta")[()]))
+        if meta.get("format") == CHECKPOINT_FORMAT:
+            groups = _groups(entries)
+            return WeightsFile(groups.pop("model", OrderedDict()), meta.get("model_config") or None, meta, groups)
+        entries["meta"] = numpy.array(json.dumps(meta))
+    config = json.loads(str(entries.pop(CONFIG_KEY)[()])) if CONFIG_KEY in entries else None
+    meta = json.loads(str(entries.pop(META_KEY)[()])) if META_KEY in entries else {}
+    state = OrderedDict((k, v) for k, v in entries.items() if "/" not in k)
+    return WeightsFile(state, config, meta, _groups(entries))
 
 
-def load_model(path, devices=None, backend=None):
-    """Rebuild the model stored in ``path`` from its config and load its weights.
+def load_npz(path):
+    """(state dict of host arrays, config dict or None) of a weights file."""
+    f = read_npz(path)
+    return f.state, f.config
 
-    ``devices`` / ``backend`` place it (as :class:`~tinyalex.models.AlexNet`);
-    a checkpoint of a split model loads into a one-device model and back.
-    """
-    from .alexnet import build_model
 
-    state, config = load_npz(path)
-    if config is None:
-        raise ValueError(f"{path!r} has no model config ({CONFIG_KEY}); build the model yourself and "
-                         f"call model.load({path!r})")
-    config = dict(config)
-    name = config.pop("name")
-    if config.get("input_shape") is not None:
-        config["input_shape"] = tuple(config["input_shape"])
-    model = build_model(name, devices=devices, backend=backend, **config)
-    return model.load_state_dict(state)
+def _groups(entries):
+    groups = {}
+    for key, value in entries.items():
+        group, _, name = key.partition("/")
+        if name:
+            groups.setdefault(group, OrderedDict())[name] = value
+    return groups

@@ -3,7 +3,8 @@
 The paper trained AlexNet on two GTX 580 GPUs with 3 GB each: "half of the
 kernels (or neurons) on each GPU", and "the GPUs communicate only in certain
 layers": conv3, fc6, fc7 and fc8 read the outputs of *both* towers, every
-other layer reads only its own tower. tinyalex builds that net literally:
+other layer reads only its own tower. tinyalex builds that net literally
+(:meth:`tinyalex.models.AlexNet.build_two_towers`) from the layers here:
 
 * tower A's half of every layer lives on device ``d0``, tower B's on ``d1``;
 * inside a tower every operation runs inside ``with backend.device(d):`` so
@@ -90,6 +91,10 @@ class _Link(Layer):
     def ctx(self, tower):
         """The device context of tower 0 (A) or 1 (B); none on NumPy."""
         return on_device(self.backend_name, self.devices[tower])
+
+    def _moved(self, devices, backend):
+        """Layer.to's hook: a link moves with the model to a new pair of devices."""
+        self.devices, self.backend_name = tuple(int(d) for d in devices), backend
 
     def send(self, x, src, dst, direction):
         """Copy x from tower ``src``'s device to tower ``dst``'s, counting its bytes."""
@@ -217,6 +222,14 @@ class TowerPair(Layer):
 
     def ctx(self, tower):
         return on_device(self.backend_name, self.devices[tower])
+
+    def to(self, devices, backend=None):
+        """Move tower A's half to devices[0] and tower B's to devices[1] (NumPy: no devices)."""
+        backend = backend or B.get_backend()
+        self.devices, self.backend_name = tuple(int(d) for d in devices), backend
+        self.A.to(None if backend == "numpy" else self.devices[0], backend)
+        self.B.to(None if backend == "numpy" else self.devices[1], backend)
+        return self
 
     def forward(self, pair):
         a, b = pair

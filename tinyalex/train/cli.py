@@ -389,10 +389,9 @@ def _plot(args):
     plot_curves(rows, out, title=run.name)
     print(f"curves: {out} ({len(rows)} epochs)")
     if args.filters:
-        from .checkpoint import load_checkpoint
+        from ..models import read_npz
 
-        ck = load_checkpoint(resolve_model_file(run))
-        W = ck.model.get("conv1.W")
+        W = read_npz(resolve_model_file(run)).state.get("conv1.W")
         if W is None:
             _error("the model has no conv1.W to draw")
             return 1

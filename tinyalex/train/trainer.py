@@ -277,17 +277,14 @@ def build_model(cfg: TrainConfig, num_classes: int, input_shape):
 
 def resolve_input_shape(cfg: TrainConfig, image_shape):
     """(C, s, s) the model will take: the crop size (default: the model's own input size)."""
-    from ..models import alexnet as arch
+    from .. import models
 
     c, h, w = image_shape
     if cfg.crop == 0:
         return (c, h, w)
     if cfg.crop is not None:
         return (c, int(cfg.crop), int(cfg.crop))
-    name = arch.ALIASES.get(cfg.model, cfg.model)
-    if name not in arch.ARCHS:
-        raise ValueError(f"model must be one of {', '.join(arch.model_names())}; got {cfg.model!r}")
-    size = arch.ARCHS[name].input_shape[1]
+    size = models.default_input_shape(cfg.model)[1]
     if size > min(h, w):
         raise ValueError(f"model {cfg.model!r} takes {size}x{size} images but {cfg.dataset} has {h}x{w}; "
                          "use a model for this image size (e.g. alexnet-small for 28x28, alexnet-cifar for "
@@ -440,9 +437,12 @@ def read_metrics(run_dir):
 
 
 def save_model_file(path, model, meta_extra, pipeline):
-    """model.npz / best.npz: weights + everything needed to use them (no optimizer)."""
+    """model.npz / best.npz: the models' weights file (tinyalex.models.io) + what using them needs (no optimizer)."""
+    from .. import models
+
     meta = dict(meta_extra, kind="model")
-    return save_checkpoint(path, meta, model=model.state_dict(), pipeline=pipeline.state_dict())
+    models.save_npz(path, model.state_dict(), meta.pop("model_config") or None, meta,
+                    extras={"pipeline": pipeline.state_dict()})
 
 
 def resolve_model_file(run_or_model):
@@ -462,13 +462,12 @@ def load_trained(run_or_model):
     """(model, pipeline, classes, meta) from a run folder or a model/checkpoint file."""
     from ..data import Pipeline
 
-    ck = load_checkpoint(resolve_model_file(run_or_model))
     from .. import models
 
-    model = models.build_model(**dict(ck.meta["model_config"], backend="numpy", devices=None))
-    model.load_state_dict(ck.model)
-    pipeline = Pipeline.from_state_dict(ck.pipeline)
-    return model.eval(), pipeline, list(ck.meta["classes"]), ck.meta
+    f = models.read_npz(resolve_model_file(run_or_model))     # model.npz, best.npz or checkpoint.npz
+    model = models.model_from_weights(f, backend="numpy", devices=None)
+    pipeline = Pipeline.from_state_dict(f.extras.get("pipeline", {}))
+    return model.eval(), pipeline, list(f.meta["classes"]), dict(f.meta, model_config=f.config)
 
 
 # ---------------------------------------------------------------------------
