@@ -17,6 +17,7 @@ from collections import OrderedDict
 import numpy
 
 from ..backend import to_host
+from ..fileio import read_npz
 
 __all__ = ["save_npz", "load_npz", "load_model", "CONFIG_KEY"]
 
@@ -52,12 +53,9 @@ def save_npz(path, state, config=None):
 
 def load_npz(path):
     """Read a file written by :func:`save_npz`: (state dict of host arrays, config dict or None)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no weights file {path!r}")
-    with numpy.load(path, allow_pickle=False) as data:
-        state = OrderedDict((k, data[k]) for k in data.files if k != CONFIG_KEY)
-        config = json.loads(str(data[CONFIG_KEY])) if CONFIG_KEY in data.files else None
+    data = read_npz(path, what="weights file")       # the one .npz reader: a damaged file is one clear error
+    state = OrderedDict((k, v) for k, v in data.items() if k != CONFIG_KEY)
+    config = json.loads(str(data[CONFIG_KEY])) if CONFIG_KEY in data else None
     return state, config
 
 
