@@ -119,11 +119,7 @@ def describe_error(exc):
     if isinstance(exc, (CorruptFileError, CorruptDatasetError, DatasetNotFoundError, NonFiniteLossError)):
         return 1, str(exc)
     if isinstance(exc, WriteError):
-        hint = " Free some disk space" if exc.errno == errno.ENOSPC else " Make room or fix the permissions"
-        resume = ""
-        if exc.errno == errno.ENOSPC and "checkpoint.npz" in str(exc):
-            resume = " and continue with --resume (the previous checkpoint survived)"
-        return 1, f"{exc}.{hint}{resume}."
+        return 1, str(exc) + (" (no space left on the disk)" if exc.errno == errno.ENOSPC else "")
     if isinstance(exc, FileNotFoundError):
         return 2, str(exc) if not exc.filename else f"{exc.filename}: no such file or folder"
     if isinstance(exc, OSError):

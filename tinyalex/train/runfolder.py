@@ -209,23 +209,27 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
     folder = Path(folder)
     check_writable_folder(folder)
     existed = folder.is_dir()
-    nonempty = existed and any(p.name != LOCK_FILE for p in folder.iterdir())
-    if not resume and nonempty and not overwrite:
-        if not is_run_folder(folder):
-            raise UserError(f"--out {folder} already exists and is not a tinyalex run folder (it holds other "
-                            "files, which tinyalex will not write over); choose a new --out name, or add "
-                            "--overwrite to write into it anyway")
-        if (folder / "model.npz").is_file():
-            raise UserError(f"--out {folder} holds a finished run; choose a new --out name, add --overwrite to "
-                            f"replace it, or continue it with --resume {folder} --epochs N")
-        raise UserError(f"--out {folder} already holds a training run; continue it with --resume {folder}, "
-                        "choose another --out folder, or add --overwrite to start again")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(folder).acquire()
+        lock = RunLock(folder).acquire()         # first: a folder in use is refused as such
     except OSError as exc:
         raise UserError(f"--out {folder}: cannot create or lock it ({exc.strerror or exc}); "
                         "give a folder you can write, e.g. --out ~/runs/NAME") from exc
+    nonempty = existed and any(p.name != LOCK_FILE for p in folder.iterdir())
+    try:
+        if not resume and nonempty and not overwrite:
+            if not is_run_folder(folder):
+                raise UserError(f"--out {folder} already exists and is not a tinyalex run folder (it holds other "
+                                "files, which tinyalex will not write over); choose a new --out name, or add "
+                                "--overwrite to write into it anyway")
+            if (folder / "model.npz").is_file():
+                raise UserError(f"--out {folder} holds a finished run; choose a new --out name, add --overwrite "
+                                f"to replace it, or continue it with --resume {folder} --epochs N")
+            raise UserError(f"--out {folder} already holds a training run; continue it with --resume {folder}, "
+                            "choose another --out folder, or add --overwrite to start again")
+    except BaseException:
+        lock.release()
+        raise
     try:
         if resume:
             run_id = read_run_id(folder)

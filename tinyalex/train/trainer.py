@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -54,6 +55,7 @@ import numpy
 from .. import backend
 from ..data.checks import check_training_data
 from ..errors import UserError
+from ..fileio import WriteError
 from ..layers import Dropout, SoftmaxCrossEntropy
 from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from .runfolder import open_run_folder
@@ -902,6 +904,14 @@ class Trainer:
         except NonFiniteLossError:
             self.history.status = "diverged"
             raise
+        except WriteError as exc:      # disk full, folder made read-only: every write is atomic
+            self.history.status = "failed"
+            ck = self.run_dir / CHECKPOINT
+            kept = (f"the previous checkpoint survived intact in {ck}: "
+                    + ("free some disk space" if exc.errno == errno.ENOSPC else "fix the problem")
+                    + f" and continue with python -m tinyalex train --resume {self.run_dir}"
+                    if ck.is_file() else "no checkpoint had been written yet")
+            raise WriteError(f"{exc}; {kept}", exc.errno) from exc
         if self.time_up:
             self.log(f"time limit of {cfg.time_limit:g} min reached after {self._wall() / 60:.1f} min "
                      f"(epoch {self.history.epochs[-1]['epoch']}, step {self.step})")
