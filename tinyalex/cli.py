@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     debug = args.debug or os.environ.get("TINYALEX_DEBUG", "").strip() not in ("", "0")
     old_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
+    old_sigterm = _sigterm_like_ctrl_c()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
@@ -96,6 +97,22 @@ def main(argv=None) -> int:
         return code
     finally:
         warnings.showwarning = old_showwarning
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)
+
+
+def _sigterm_like_ctrl_c():
+    """Outside a training run's own handler (loading data, evaluate, ...), SIGTERM raises like Ctrl-C
+    does, so the command cleans up (a run folder it just made is removed) and exits 143."""
+    from .train.trainer import StopRequested
+
+    def handler(signum, frame):
+        raise StopRequested(signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:             # not the main thread: leave signals alone
+        return None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -173,3 +173,27 @@ def test_the_lock_is_released_when_the_run_ends(finished_run):
         assert lock.stale is None
     finally:
         lock.release()
+
+
+def test_a_folder_left_by_a_run_killed_before_its_first_checkpoint_is_started_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"run_id": "0123"}\n')          # what a run killed while loading leaves
+    (out / "config.json").write_text("{}\n")
+    (out / ".lock").write_text('{"pid": 999999999}')
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert runfolder.read_run_id(out) != "0123" and (out / "model.npz").is_file()
+
+
+def test_sigterm_outside_training_ends_the_command_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    from tinyalex.train import cli as train_cli
+
+    def slow_load(path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM should have stopped the command")
+
+    monkeypatch.setattr(train_cli, "_load", slow_load)
+    (tmp_path / "model.npz").write_bytes(b"")
+    assert main(["evaluate", str(tmp_path)]) == 143
+    assert "interrupted (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

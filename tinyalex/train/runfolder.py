@@ -215,7 +215,9 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
     except OSError as exc:
         raise UserError(f"--out {folder}: cannot create or lock it ({exc.strerror or exc}); "
                         "give a folder you can write, e.g. --out ~/runs/NAME") from exc
-    nonempty = existed and any(p.name != LOCK_FILE for p in folder.iterdir())
+    # a run stopped before it wrote a checkpoint or a metric left nothing to lose: start it again
+    names = {p.name for p in folder.iterdir()} - {LOCK_FILE}
+    nonempty = bool(names) and not (RUN_FILE in names and names <= {RUN_FILE, "config.json"})
     try:
         if not resume and nonempty and not overwrite:
             if not is_run_folder(folder):
