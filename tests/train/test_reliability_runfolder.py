@@ -197,3 +197,24 @@ def test_sigterm_outside_training_ends_the_command_like_ctrl_c(tmp_path, monkeyp
     assert main(["evaluate", str(tmp_path)]) == 143
     assert "interrupted (SIGTERM)" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_fit_in_python_replaces_its_own_earlier_run_but_never_a_folder_that_is_not_a_run(tmp_path, tiny_config,
+                                                                                          tiny_model):
+    from tinyalex.errors import UserError
+    from tinyalex.train import fit
+
+    messages = []
+    first = fit(tiny_config(epochs=1), model=tiny_model(), log=messages.append)
+    first_id = runfolder.read_run_id(first.run_dir)
+    fit(tiny_config(epochs=1), model=tiny_model(), log=messages.append)      # a notebook cell run again
+    assert f"{first.run_dir}: replaced the files of the run that was there" in messages
+    assert runfolder.read_run_id(first.run_dir) != first_id
+    with pytest.raises(UserError, match="holds a finished run"):
+        fit(tiny_config(epochs=1), model=tiny_model(), log=messages.append, overwrite=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    with pytest.raises(UserError, match="is not a tinyalex run folder"):
+        fit(tiny_config(epochs=1, out=str(mine)), model=tiny_model(), log=messages.append)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

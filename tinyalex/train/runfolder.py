@@ -10,7 +10,9 @@ Before a training run writes anything into its ``--out`` folder,
   user's own ``config.json`` or ``metrics.csv``;
 * a folder that holds a run (finished or not) is refused without
   ``--resume``; ``overwrite=True`` (``--overwrite``) starts again, deleting
-  only the files a run writes.
+  only the files a run writes. In Python, ``fit()``'s default
+  ``overwrite=None`` replaces an earlier run (so a notebook cell can be run
+  again) and still refuses a folder that is not a run.
 
 Then it takes an exclusive lock: ``RUN/.lock`` holds the process id and the
 command, locked with ``fcntl.flock``. The kernel drops the lock when the
@@ -181,6 +183,7 @@ class RunFolder:
         self.run_id = run_id
         self.created = created          # True if this run wrote run.json (removed again on abandon)
         self.made_dir = False           # True if this run made the folder itself
+        self.replaced = False           # True if an earlier run's files were deleted
 
     def close(self):
         """Release the lock (the run ended, however)."""
@@ -202,8 +205,9 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
     """Check, create and lock the run folder ``folder``; see the module docstring.
 
     ``resume``: continue the run in it (its checkpoint's ``checkpoint_run_id``
-    must match the folder's run.json). ``overwrite``: start a new run in a
-    folder that holds files, deleting only a run's own files. Raises
+    must match the folder's run.json). ``overwrite``: True starts a new run in a
+    folder that holds files, deleting only a run's own files; None does so only
+    for a folder that holds a run; False refuses both. Raises
     UserError naming the problem and the fix.
     """
     folder = Path(folder)
@@ -219,7 +223,8 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
     names = {p.name for p in folder.iterdir()} - {LOCK_FILE}
     nonempty = bool(names) and not (RUN_FILE in names and names <= {RUN_FILE, "config.json"})
     try:
-        if not resume and nonempty and not overwrite:
+        replace_run = overwrite is None and is_run_folder(folder)
+        if not resume and nonempty and not overwrite and not replace_run:
             if not is_run_folder(folder):
                 raise UserError(f"--out {folder} already exists and is not a tinyalex run folder (it holds other "
                                 "files, which tinyalex will not write over); choose a new --out name, or add "
@@ -241,7 +246,7 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
                                 "folder the checkpoint was written in, or start a new run")
             run_id = run_id or checkpoint_run_id or uuid.uuid4().hex
         else:
-            if overwrite and nonempty:
+            if nonempty:
                 for name in RUN_OUTPUTS:
                     (folder / name).unlink(missing_ok=True)
             run_id = uuid.uuid4().hex
@@ -256,6 +261,7 @@ def open_run_folder(folder, resume=False, overwrite=False, checkpoint_run_id=Non
         raise
     run = RunFolder(folder, lock, run_id, created=not resume)
     run.made_dir = not existed
+    run.replaced = not resume and nonempty
     return run
 
 

@@ -581,7 +581,7 @@ def _print(*args):
 class Trainer:
     """Holds the pieces of a run; :meth:`run` trains. Most users call :func:`fit`."""
 
-    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, overwrite=False, overrides=None):
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, overwrite=None, overrides=None):
         self.log = log
         self.resume_from = None
         ck = None
@@ -607,6 +607,8 @@ class Trainer:
         # the folder is this run's alone from here on (checked, locked; released at the end of run())
         self.folder = open_run_folder(self.run_dir, resume=ck is not None, overwrite=overwrite,
                                       checkpoint_run_id=ck.meta.get("run_id") if ck is not None else None)
+        if self.folder.replaced:
+            self.log(f"{self.run_dir}: replaced the files of the run that was there")
         if self.folder.lock.stale:
             self.log(f"{self.run_dir}: took over the lock left by process {self.folder.lock.stale}, "
                      "which is no longer running")
@@ -947,7 +949,7 @@ class Trainer:
 
 
 def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print,
-        overwrite=False, overrides=None) -> History:
+        overwrite=None, overrides=None) -> History:
     """Train a model as described by ``config`` and return its :class:`History`.
 
     Parameters
@@ -960,8 +962,9 @@ def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None
     on_step : called as ``on_step(trainer)`` after every SGD step (for notebooks, tests).
     test : evaluate on the test set at the end.
     log : where one-line messages go (``print``; pass ``lambda *a: None`` for silence).
-    overwrite : start a new run in an ``out`` folder that already holds files (a run's own
-        files are deleted first); without it such a folder is refused (runfolder.py).
+    overwrite : None (default): an ``out`` folder holding an earlier run is replaced (its
+        files deleted), any other non-empty folder refused; False: refuse both (the
+        command line without --overwrite); True: write into either (runfolder.py).
     overrides : with ``resume``, settings that may change (train/cli.py RESUMABLE), e.g. {"lr": 0.001}.
 
     Raises :class:`NonFiniteLossError` if the loss diverges (the last good
