@@ -256,3 +256,18 @@ def test_unexpected_errors_are_named_as_bugs_without_traceback(run, capsys, monk
 
 def test_test_json_is_strict_json(trained):
     json.loads((trained / "test.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in test.json"))
+
+
+def test_predict_on_a_folder_reads_its_images_and_those_of_its_class_folders(pets_run, tmp_path, capsys):
+    data = _folder(tmp_path / "pets", ["cat", "dog"], n=2)
+    _image(data / "loose.png")
+    assert main(["predict", str(data), "--model", str(pets_run), "--json"]) == 0
+    images = [r["image"] for r in json.loads(capsys.readouterr().out)]
+    assert images == [str(data / "loose.png")] + [str(data / c / f"{i}.png") for c in ("cat", "dog") for i in (0, 1)]
+
+
+def test_predict_on_a_folder_with_other_class_folders_is_refused_with_both_lists(pets_run, tmp_path, capsys):
+    data = _folder(tmp_path / "pets", ["cat", "horse"], n=1)
+    assert main(["predict", str(data), "--model", str(pets_run)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "[cat, horse]" in line and "[cat, dog, ship]" in line

@@ -213,7 +213,8 @@ def register_cli(subparsers):
         description="Classify image files (JPEG, PNG, ...) with a trained model; prints the top classes "
                     "with their probabilities. Images are converted to the training images' size and "
                     "colour mode first.")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("images", metavar="IMAGE", nargs="+",
+                   help="image files, or folders of them (class folders must be named as the model's classes)")
     p.add_argument("--model", required=True, metavar="RUN_OR_MODEL", help="run folder or model file")
     p.add_argument("--top", type=_positive_int, default=5, help="how many classes to show")
     p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
@@ -420,6 +421,7 @@ def _predict(args):
     from ..data.imagefolder import decode_errors
 
     model, pipeline, classes, meta = _load(args.model)
+    args.images = _image_files(args.images, classes)
     c, h, w = meta.get("image_shape") or (pipeline.mean_image.shape if pipeline.mean_image is not None
                                           else meta["input_shape"])
     images, bad = [], []
@@ -444,6 +446,31 @@ def _predict(args):
         for rank, t in enumerate(r["top"], 1):
             print(f"  {rank}. {t['class']:<20} {100 * t['probability']:6.2f}%")
     return 0
+
+
+def _image_files(paths, classes):
+    """``predict``'s arguments with each folder replaced by its image files (and those of its class
+    folders, whose names must be the model's classes: else the folder is data of another model)."""
+    from ..data.imagefolder import IMAGE_EXTENSIONS, list_classes, scan_files
+
+    files = []
+    for arg in paths:
+        folder = Path(arg)
+        if not folder.is_dir():
+            files.append(arg)
+            continue
+        own = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        foreign = [c for c in subfolders if c not in classes]
+        if foreign:
+            raise UserError(f"{folder} has the class folders [{', '.join(subfolders)}] but the model knows "
+                            f"[{', '.join(classes)}]; give a folder of images, or of the model's class folders, "
+                            "or score a shared subset with evaluate --data-dir DIR --classes a,b")
+        in_classes = scan_files(folder, list_classes(folder, subfolders))[0] if subfolders else []
+        if not own and not in_classes:
+            raise UserError(f"{folder} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += own + in_classes
+    return files
 
 
 def _image_problem(exc):
