@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_parser(*a, **kw):          # every subcommand shows its defaults in --help
         kw.setdefault("formatter_class", _Formatter)
-        return _orig(*a, **kw)
+        sp = _orig(*a, **kw)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error (also: TINYALEX_DEBUG=1)")
+        return sp
 
     sub.add_parser = add_parser
     for mod in COMMAND_MODULES:

@@ -97,6 +97,8 @@ def test_debug_shows_the_traceback(run, monkeypatch):
     _truncate(run / "model.npz")
     with pytest.raises(CorruptFileError):
         main(["--debug", "evaluate", str(run)])
+    with pytest.raises(CorruptFileError):
+        main(["evaluate", str(run), "--debug"])
     monkeypatch.setenv("TINYALEX_DEBUG", "1")
     with pytest.raises(CorruptFileError):
         main(["evaluate", str(run)])
