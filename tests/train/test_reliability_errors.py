@@ -273,3 +273,12 @@ def test_predict_on_a_folder_with_other_class_folders_is_refused_with_both_lists
     assert main(["predict", str(data), "--model", str(pets_run)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "[cat, horse]" in line and "[cat, dog, ship]" in line
+
+
+def test_evaluate_compares_the_classes_before_decoding_any_image(pets_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    for name in ("cat", "dog", "horse"):
+        (other / name).mkdir(parents=True)
+        (other / name / "0.png").write_bytes(b"not decoded: the class names already differ")
+    assert main(["evaluate", str(pets_run), "--data-dir", str(other), "--split", "train"]) == 2
+    assert "[cat, dog, horse]" in one_error_line(capsys.readouterr().err)

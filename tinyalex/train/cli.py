@@ -377,6 +377,10 @@ def _evaluate(args):
         if cfg.dataset != "imagefolder":
             raise UserError(f"--classes works only for image folders; this model was trained on {cfg.dataset}")
         cfg.classes = list(args.classes)
+    if cfg.dataset == "imagefolder" and cfg.data_dir and not cfg.classes:      # before decoding any image
+        from ..data.imagefolder import list_classes
+
+        _check_same_classes(list_classes(cfg.data_dir), classes, cfg, path)
     train, val, test = load_data(cfg, check=False)
     dataset = test if args.split == "test" else train
     if dataset is None:
@@ -385,10 +389,7 @@ def _evaluate(args):
     data_classes = list(dataset.classes)
     if data_classes != classes:
         if not args.classes:
-            raise UserError(
-                f"the data in {cfg.data_dir or cfg.dataset} has the classes [{', '.join(data_classes)}] but the "
-                f"model {path} was trained on [{', '.join(classes)}]; evaluate on data with the model's classes, "
-                "or score only classes both have with --classes a,b")
+            _check_same_classes(data_classes, classes, cfg, path)
         dataset = Relabeled(dataset, [classes.index(c) for c in data_classes], classes)
     if args.limit:
         dataset = Subset(dataset, numpy.arange(min(args.limit, len(dataset))))
@@ -412,6 +413,14 @@ def _evaluate(args):
         return 0
     print(f"\nconfusion matrix: {out}")
     return 0
+
+
+def _check_same_classes(data_classes, classes, cfg, path):
+    if list(data_classes) != list(classes):
+        raise UserError(
+            f"the data in {cfg.data_dir or cfg.dataset} has the classes [{', '.join(data_classes)}] but the "
+            f"model {path} was trained on [{', '.join(classes)}]; evaluate on data with the model's classes, "
+            "or score only classes both have with --classes a,b")
 
 
 def _predict(args):
