@@ -115,9 +115,21 @@ def test_cupy_backend_without_cupy_is_one_line_exit_2_and_leaves_no_folder(tmp_p
     assert not out.exists()
 
 
-def test_predict_on_a_decompression_bomb_is_one_line_and_exit_1(trained, capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)        # 100x100 = 10,000 > 2 x 500: Pillow refuses
-    bomb = _image(tmp_path / "bomb.png", (100, 100))
+def _png_header_only(path, width, height):
+    """A PNG that claims width x height pixels (a signature, IHDR and IEND; no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_predict_on_a_decompression_bomb_is_one_line_and_exit_1(trained, capsys, tmp_path):
+    bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
     assert main(["predict", str(bomb), "--model", str(trained)]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert "bomb.png" in line and "too many pixels to decode safely" in line

@@ -148,6 +148,12 @@ class RunLock:
         os.close(self.fd)           # closing drops the flock
         self.fd = None
 
+    def __del__(self):                  # a Trainer dropped without run(): do not keep the folder locked
+        try:
+            self.release()
+        except Exception:
+            pass
+
     def __enter__(self):
         return self.acquire()
 
