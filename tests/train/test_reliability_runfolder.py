@@ -23,7 +23,7 @@ def finished_run(tmp_path_factory):
 def _hold_lock(folder):
     """Another process that holds the lock of ``folder`` until killed."""
     code = ("import sys, time; from tinyalex.train.runfolder import RunLock; "
-            "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)")
+            "lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.stdout.readline().strip() == "locked"
