@@ -615,7 +615,10 @@ class Trainer:
         try:
             self._build(cfg, ck, model, overrides or {})
         except BaseException:
-            self.folder.abandon() if ck is None else self.folder.close()
+            if ck is None:
+                self.folder.abandon()        # a new run that never started: leave the folder as it was
+            else:
+                self.folder.close()
             raise
 
     def _build(self, cfg, ck, model, overrides):
@@ -777,7 +780,7 @@ class Trainer:
         ck = self.run_dir / CHECKPOINT
         lower = self.optimizer.lr / 10
         if ck.is_file():
-            kept = (f"the last good checkpoint (finite weights and validation loss) is kept in {ck}; "
+            kept = (f"the last good checkpoint (written before the divergence, finite weights) is kept in {ck}; "
                     f"continue from it with a lower rate: python -m tinyalex train --resume {self.run_dir} "
                     f"--lr {lower:g}")
         else:
