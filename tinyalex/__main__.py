@@ -1,6 +1,6 @@
 """``python -m tinyalex ...``: see :mod:`tinyalex.cli`."""
 import sys
 
-from .cli import main
+from .cli import run
 
-sys.exit(main())
+sys.exit(run())

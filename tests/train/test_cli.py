@@ -106,7 +106,7 @@ def test_missing_dataset_lists_the_ways_to_get_it(tmp_path, capsys):
 
 def test_train_refuses_to_overwrite_an_existing_run(run_dir, capsys):
     assert main(["train", *TINY, "--out", str(run_dir)]) == 2
-    assert "already holds a training run; continue it with --resume" in capsys.readouterr().err
+    assert "holds a finished run; choose a new --out name, add --overwrite" in capsys.readouterr().err
 
 
 def test_resume_of_a_folder_without_checkpoint_is_refused(tmp_path, capsys):

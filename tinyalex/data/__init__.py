@@ -12,7 +12,7 @@ Typical use (see docs/data.md)::
         ...
 """
 
-from .containers import ArrayDataset, Subset, as_indices, train_val_split
+from .containers import ArrayDataset, Relabeled, Subset, as_indices, train_val_split
 from .datasets import (CIFAR10_URL, DATASET_NAMES, FASHION_MNIST_CLASSES, FASHION_MNIST_URL,
                        find_cifar10, find_fashion_mnist, load_cifar10, load_dataset,
                        load_fashion_mnist, make_synthetic)
@@ -28,7 +28,7 @@ from .transforms import (PIXEL_SCALE, Pipeline, average_ten_crop_predictions, ce
                          rescale_shorter_side, subtract_mean, ten_crop, to_float)
 
 __all__ = [
-    "ArrayDataset", "Subset", "as_indices", "train_val_split",
+    "ArrayDataset", "Relabeled", "Subset", "as_indices", "train_val_split",
     "CIFAR10_URL", "DATASET_NAMES", "FASHION_MNIST_CLASSES", "FASHION_MNIST_URL",
     "find_cifar10", "find_fashion_mnist", "load_cifar10", "load_dataset",
     "load_fashion_mnist", "make_synthetic",

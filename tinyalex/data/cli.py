@@ -14,12 +14,22 @@ import shutil
 import subprocess
 import sys
 
-from .datasets import find_cifar10, find_fashion_mnist
-from .errors import DatasetNotFoundError
+from .datasets import find_cifar10, find_fashion_mnist, load_cifar10, load_fashion_mnist
+from .errors import CorruptDatasetError, DatasetNotFoundError
 
 # Debian packages that ship a dataset in the layout tinyalex reads.
 DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 FINDERS = {"fashion-mnist": find_fashion_mnist, "cifar10": find_cifar10}
+LOADERS = {"fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
+# The official split sizes: a copy with other counts is reported (it may be a deliberate subset).
+SIZES = {"fashion-mnist": {"train": 60000, "test": 10000}, "cifar10": {"train": 50000, "test": 10000}}
+
+
+def verify_dataset(name, path):
+    """Read every file of dataset ``name`` found at ``path``: magic numbers, header sizes, exact lengths,
+    label ranges (the loaders' checks). Returns {split: number of images}; raises CorruptDatasetError."""
+    root = path.parent if path.is_file() else path
+    return {split: len(LOADERS[name](root, split=split, download=False)) for split in ("train", "test")}
 
 
 def _apt_install(package):
@@ -79,5 +89,15 @@ def _cmd_get(args):
     except DatasetNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.name}: {path}")
+    try:
+        sizes = verify_dataset(args.name, path)
+    except CorruptDatasetError as e:
+        print(f"tinyalex: error: {args.name} was found in {path} but is damaged: {e}. Delete that copy and run "
+              f"`python -m tinyalex data get {args.name}` again, or give --data-dir a good copy", file=sys.stderr)
+        return 1
+    official = SIZES[args.name]
+    if sizes != official:
+        print(f"tinyalex: warning: {path} holds {sizes['train']} training and {sizes['test']} test images; the "
+              f"official {args.name} has {official['train']} and {official['test']} (a subset?)", file=sys.stderr)
+    print(f"{args.name}: {path} ({sizes['train']} train + {sizes['test']} test images, every file checked)")
     return 0

@@ -113,6 +113,40 @@ class Subset:
         return f"Subset(n={len(self)} of {self.dataset!r})"
 
 
+class Relabeled:
+    """``dataset`` with its labels renamed: label k becomes ``mapping[k]``, an index into ``classes``.
+
+    Scores a model on data whose classes are a subset of the model's, in
+    another order: ``Relabeled(cat_dog_folder, [0, 1], ["cat", "dog", "ship"])``.
+    """
+
+    def __init__(self, dataset, mapping, classes):
+        self.dataset = dataset
+        self.mapping = np.asarray(mapping, dtype=np.int64)
+        self.classes = list(classes)
+        if len(self.mapping) != len(dataset.classes) or (len(self.mapping) and (
+                self.mapping.min() < 0 or self.mapping.max() >= len(self.classes))):
+            raise ValueError(f"mapping must give each of the {len(dataset.classes)} classes an index "
+                             f"in 0..{len(self.classes) - 1}")
+        self.labels = self.mapping[np.asarray(dataset.labels, dtype=np.int64)]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def image_shape(self) -> tuple:
+        return self.dataset.image_shape
+
+    def get_batch(self, indices):
+        x, y = self.dataset.get_batch(indices)
+        return x, self.mapping[np.asarray(y, dtype=np.int64)]
+
+    __getitem__ = get_batch
+
+    def __repr__(self) -> str:
+        return f"Relabeled(n={len(self)} of {self.dataset!r})"
+
+
 def train_val_split(dataset, val_fraction: float = 0.1, seed: int = 0):
     """Split ``dataset`` into (train, val) Subsets, stratified by class.
 

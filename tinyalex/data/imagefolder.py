@@ -37,7 +37,7 @@ AUTO_IN_MEMORY_BYTES = 1 << 30
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
-def _decode_errors():
+def decode_errors():
     """Exceptions that mean 'this file is not a readable image'."""
     from PIL import Image
     return (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
@@ -146,7 +146,7 @@ def _readable_header(path) -> bool:
         with Image.open(path) as im:
             im.size
         return True
-    except _decode_errors():
+    except decode_errors():
         return False
 
 
@@ -203,7 +203,7 @@ class ImageFolderDataset:
     def _decode(self, path):
         try:
             return decode_image(path, self.grayscale, self.image_size, self.resize_mode)
-        except _decode_errors() as e:
+        except decode_errors() as e:
             raise CorruptDatasetError(f"{path}: cannot decode image ({e})") from e
 
     def get_batch(self, indices):
@@ -225,7 +225,7 @@ class ImageFolderDataset:
         def try_decode(path):
             try:
                 return decode_image(path, self.grayscale, self.image_size, self.resize_mode)
-            except _decode_errors():
+            except decode_errors():
                 return None
 
         n = len(self.files)
@@ -313,7 +313,7 @@ def _fits_in_memory(ds: ImageFolderDataset) -> bool:
                 with Image.open(path) as im:
                     w, h = im.size
                 break
-            except _decode_errors():
+            except decode_errors():
                 continue
         else:
             return False  # cannot tell: stay lazy (bounded memory)

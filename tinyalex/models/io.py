@@ -27,6 +27,7 @@ import numpy
 
 from ..backend import to_host
 from ..fileio import atomic_write
+from ..fileio import read_npz as read_archive
 
 __all__ = ["save_npz", "load_npz", "read_npz", "WeightsFile", "CONFIG_KEY", "META_KEY"]
 
@@ -65,14 +66,7 @@ def save_npz(path, state, config=None, meta=None, extras=None):
 
 def read_npz(path) -> WeightsFile:
     """Read a weights file written by :func:`save_npz` (or a training checkpoint)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no weights file {path!r}")
-    try:
-        with numpy.load(path, allow_pickle=False) as data:
-            entries = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path!r} is not a readable .npz weights file ({exc})") from exc
+    entries = read_archive(path, what="weights file")   # the one .npz reader: a damaged file is one clear error
     if "meta" in entries:                                   # a training checkpoint: meta + model/<name>
         meta = json.loads(str(entries.pop("meta")[()]))
         if meta.get("format") == CHECKPOINT_FORMAT:

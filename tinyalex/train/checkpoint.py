@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy
 
-from ..fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported for old imports)
+from ..fileio import CorruptFileError, atomic_write, atomic_write_text, read_npz  # noqa: F401  (re-exported)
 
 FORMAT = "tinyalex-checkpoint"
 VERSION = 1
@@ -64,24 +64,28 @@ class Checkpoint:
 
 
 def load_checkpoint(path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` (no pickle)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (no pickle).
+
+    A damaged file raises :class:`~tinyalex.fileio.CorruptFileError` (a
+    ValueError) naming it; a readable archive that is not a tinyalex
+    checkpoint raises ValueError.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    arrays = read_npz(path, what="tinyalex checkpoint")
+    if "meta" not in arrays:
+        raise ValueError(f"{path} is not a tinyalex checkpoint (no 'meta' entry); give a checkpoint.npz, "
+                         "model.npz or best.npz written by tinyalex")
     try:
-        with numpy.load(path, allow_pickle=False) as z:
-            if "meta" not in z.files:
-                raise ValueError(f"{path} is not a tinyalex checkpoint (no 'meta' entry)")
-            meta = json.loads(str(z["meta"][()]))
-            groups = {p: {} for p in PREFIXES}
-            for key in z.files:
-                prefix, _, name = key.partition("/")
-                if prefix in groups and name:
-                    groups[prefix][name] = z[key]
-    except (OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, ValueError) and "tinyalex checkpoint" in str(exc):
-            raise
-        raise ValueError(f"{path} is not a readable tinyalex checkpoint ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a tinyalex checkpoint (format {meta.get('format')!r})")
+        meta = json.loads(str(arrays["meta"][()]))
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: not a readable tinyalex checkpoint (its 'meta' entry is damaged: "
+                               f"{exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a tinyalex checkpoint (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    groups = {p: {} for p in PREFIXES}
+    for key, value in arrays.items():
+        prefix, _, name = key.partition("/")
+        if prefix in groups and name:
+            groups[prefix][name] = value
     return Checkpoint(meta, groups, path)

@@ -17,8 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from .distributed import DistributedError
-from .trainer import TrainConfig
+from ..errors import UserError
+from ..fileio import CorruptFileError
+from ..models.io import read_npz
+from .checkpoint import load_checkpoint
+from .trainer import TrainConfig, predict_proba
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
 # the machine's speed: 1.5 minutes of training on 20,000 images (the rest is data
@@ -84,6 +87,9 @@ def _classes(text):
     if not names:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: give class names separated by commas, e.g. cat,dog")
     return names
+
+
+_OPTIONS = {}     # command -> {"--flag": dest}, filled by register_cli (see explicit_options)
 
 
 def register_cli(subparsers):
@@ -175,12 +181,17 @@ def register_cli(subparsers):
                         "train --distributed ... (--batch-size is the global batch; docs/distributed.md)")
     g.add_argument("--out", default=None, help="run folder (default: runs/DATASET-MODEL-TIME)")
     g.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue the run in this folder exactly (its settings are used; --epochs may raise the total)")
+                   help="continue the run in this folder exactly (its settings are used; --epochs, --lr, "
+                        "--data-dir, --no-plots may change)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out folder that already holds files (a run's own files are "
+                        "deleted first; other files are kept)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw curves.png / confusion.png")
     g.add_argument("--quick", action="store_true",
                    help="a first run of about two minutes (the values marked --quick above; explicit flags win)")
     p.set_defaults(func=_train)
+    _OPTIONS["train"] = {o: a.dest for a in p._actions for o in a.option_strings if o.startswith("--")}
 
     # -- evaluate ---------------------------------------------------------------------
     p = subparsers.add_parser(
@@ -194,6 +205,9 @@ def register_cli(subparsers):
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="evaluate only the first N images (the run's own --limit-test/--limit-train apply first)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
+    p.add_argument("--classes", type=_classes, default=None,
+                   help="score only these of the model's classes (image folders whose classes differ from "
+                        "the model's), e.g. cat,dog")
     p.add_argument("--out", default=None, help="confusion matrix PNG (default: confusion-SPLIT.png next to the model)")
     p.set_defaults(func=_evaluate)
 
@@ -203,7 +217,8 @@ def register_cli(subparsers):
         description="Classify image files (JPEG, PNG, ...) with a trained model; prints the top classes "
                     "with their probabilities. Images are converted to the training images' size and "
                     "colour mode first.")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("images", metavar="IMAGE", nargs="+",
+                   help="image files, or folders of them (class folders must be named as the model's classes)")
     p.add_argument("--model", required=True, metavar="RUN_OR_MODEL", help="run folder or model file")
     p.add_argument("--top", type=_positive_int, default=5, help="how many classes to show")
     p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
@@ -225,6 +240,10 @@ def _error(msg):
     print(f"tinyalex: error: {msg}", file=sys.stderr)
 
 
+def _warn(msg):
+    print(f"tinyalex: warning: {msg}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------
 def config_from_args(args) -> TrainConfig:
     """A TrainConfig from parsed ``train`` arguments (--quick fills what was not given)."""
@@ -241,35 +260,94 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(**kw)
 
 
-def _train(args):
-    from ..data import DatasetNotFoundError
-    from .trainer import NonFiniteLossError, fit
+# What --resume may change: everything else defines the run and comes from its checkpoint.
+RESUMABLE = ("epochs", "lr", "plots", "data_dir")
 
-    try:
+
+def explicit_options(args, command="train"):
+    """The destinations of the options given on the command line (not defaults), e.g. {'lr', 'epochs'}.
+
+    Read from ``args.argv`` (set by tinyalex.cli.main); unique prefixes
+    (``--ep``) count as argparse accepts them.
+    """
+    options = _OPTIONS.get(command, {})
+    given = set()
+    tokens = list(getattr(args, "argv", None) or [])
+    if command in tokens:
+        tokens = tokens[tokens.index(command) + 1:]
+    for token in tokens:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        matches = [o for o in options if o == name] or [o for o in options if o.startswith(name)]
+        if len(matches) == 1:
+            given.add(options[matches[0]])
+    return given
+
+
+def _resume_overrides(args):
+    """(overrides, message) for ``train --resume``: flags it may change; refuses those it may not."""
+    from .trainer import CHECKPOINT
+
+    run = Path(args.resume)
+    path = run / CHECKPOINT if run.is_dir() else run
+    if not path.is_file():
+        raise UserError(f"--resume {args.resume}: no {CHECKPOINT} there; give the run folder of an earlier training")
+    meta = load_checkpoint(path).meta
+    if meta.get("kind") != "checkpoint":
+        raise UserError(f"--resume {args.resume}: {path} is a model file, not a training checkpoint; "
+                        "resume from the run folder")
+    saved = meta["train_config"]
+    fields = set(TrainConfig.__dataclass_fields__)
+    explicit = explicit_options(args) & fields - {"progress"}
+    overrides, refused = {}, []
+    for key in sorted(explicit):
+        value = getattr(args, key, None)
+        if key in RESUMABLE:
+            overrides[key] = value
+        elif key == "out":
+            if Path(value).resolve() != path.parent.resolve():
+                refused.append(f"--out {value} (the run folder is {path.parent})")
+        elif value != saved.get(key):
+            refused.append(f"--{key.replace('_', '-')} {_show(value)} (the run has {_show(saved.get(key))})")
+    if args.quick:
+        refused.append("--quick")
+    if refused:
+        raise UserError(f"--resume {args.resume}: {'; '.join(refused)} cannot change when resuming: they define the "
+                        f"run. Only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may; remove the "
+                        "others, or start a new run with another --out")
+    overrides.setdefault("epochs", saved["epochs"])
+    was = {"lr": meta.get("optimizer", {}).get("lr", saved.get("lr"))}
+    changed = [f"--{k.replace('_', '-')} {_show(v)} (was {_show(was.get(k, saved.get(k)))})"
+               for k, v in sorted(overrides.items()) if v != was.get(k, saved.get(k))]
+    message = (f"resuming {path.parent}: every setting comes from its checkpoint"
+               + (f", except {', '.join(changed)}" if changed else "") + ".")
+    overrides["progress"] = args.progress
+    return overrides, message
+
+
+def _show(value):
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "(default)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _train(args):
+    from .trainer import fit
+
+    if args.resume:
+        overrides, message = _resume_overrides(args)
+        print(message, flush=True)
+        history = fit(None, resume=args.resume, overrides=overrides)
+    else:
         cfg = config_from_args(args)
-        if args.resume:
-            if not (Path(args.resume) / "checkpoint.npz").is_file() and not Path(args.resume).is_file():
-                _error(f"--resume {args.resume}: no checkpoint.npz there; give the run folder of an earlier training")
-                return 2
-            cfg_resume = TrainConfig(epochs=getattr(args, "epochs", None) or _saved_epochs(args.resume),
-                                     progress=args.progress)
-            history = fit(cfg_resume, resume=args.resume)
-        else:
+        try:
             cfg.validate()
-            if cfg.out and (Path(cfg.out) / "checkpoint.npz").exists():
-                _error(f"--out {cfg.out} already holds a training run; continue it with --resume {cfg.out}, "
-                       "or choose another --out folder")
-                return 2
-            history = fit(cfg)
-    except DatasetNotFoundError as exc:
-        _error(str(exc))
-        return 1
-    except NonFiniteLossError as exc:
-        _error(str(exc))
-        return 1
-    except (ValueError, DistributedError) as exc:
-        _error(str(exc))
-        return 2
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        history = fit(cfg, overwrite=args.overwrite)
     if getattr(args, "distributed", False) and not _is_root_rank():
         return 0
     if history.test is not None:
@@ -285,13 +363,6 @@ def _is_root_rank():
     return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.Get_rank() == 0
 
 
-def _saved_epochs(run):
-    from .checkpoint import load_checkpoint
-
-    path = Path(run) / "checkpoint.npz" if Path(run).is_dir() else Path(run)
-    return int(load_checkpoint(path).meta["train_config"]["epochs"])
-
-
 def _load(model_arg):
     from .trainer import load_trained
 
@@ -301,64 +372,86 @@ def _load(model_arg):
 def _evaluate(args):
     import numpy
 
-    from ..data import DatasetNotFoundError, Subset
+    from ..data import Relabeled, Subset
     from ..viz import confusion_matrix, plot_confusion_matrix
     from .trainer import evaluate, load_data, resolve_model_file
 
-    try:
-        path = resolve_model_file(args.model)
-        model, pipeline, classes, meta = _load(path)
-        cfg = TrainConfig.from_dict(meta["train_config"])
-        if args.data_dir:
-            cfg.data_dir = args.data_dir
-        train, val, test = load_data(cfg)
-    except (FileNotFoundError, DatasetNotFoundError, ValueError) as exc:
-        _error(str(exc))
-        return 1
+    path = resolve_model_file(args.model)
+    model, pipeline, classes, meta = _load(path)
+    cfg = TrainConfig.from_dict(meta["train_config"])
+    if args.data_dir:
+        cfg.data_dir = args.data_dir
+    if args.classes:
+        unknown = [c for c in args.classes if c not in classes]
+        if unknown:
+            raise UserError(f"--classes: {', '.join(unknown)} not among the model's classes ({', '.join(classes)})")
+        if cfg.dataset != "imagefolder":
+            raise UserError(f"--classes works only for image folders; this model was trained on {cfg.dataset}")
+        cfg.classes = list(args.classes)
+    if cfg.dataset == "imagefolder" and cfg.data_dir and not cfg.classes:      # before decoding any image
+        from ..data.imagefolder import list_classes
+
+        _check_same_classes(list_classes(cfg.data_dir), classes, cfg, path)
+    train, val, test = load_data(cfg, check=False)
     dataset = test if args.split == "test" else train
     if dataset is None:
-        _error(f"the dataset of this model has no {args.split} split")
-        return 1
+        raise UserError(f"the dataset of this model has no {args.split} split ({cfg.data_dir or cfg.dataset}); "
+                        "evaluate --split train, or give a --data-dir with train/ and test/ folders")
+    data_classes = list(dataset.classes)
+    if data_classes != classes:
+        if not args.classes:
+            _check_same_classes(data_classes, classes, cfg, path)
+        dataset = Relabeled(dataset, [classes.index(c) for c in data_classes], classes)
     if args.limit:
         dataset = Subset(dataset, numpy.arange(min(args.limit, len(dataset))))
     ev = evaluate(model, dataset, pipeline, args.batch_size, ten_crop=args.ten_crop,
                   progress=sys.stderr.isatty(), desc=args.split)
     views = " (10-crop)" if (pipeline.ten_crop if args.ten_crop is None else args.ten_crop) else ""
-    print(f"{path}: {cfg.dataset} {args.split}, {ev['n']} images{views}")
+    subset = f", classes {','.join(args.classes)} only" if args.classes else ""
+    print(f"{path}: {cfg.dataset} {args.split}{subset}, {ev['n']} images{views}")
     print(f"top-1 accuracy {100 * ev['top1']:.2f}%   top-5 accuracy {100 * ev['top5']:.2f}%   loss {ev['loss']:.4f}")
     print("\nper-class accuracy:")
     width = max(len(c) for c in classes)
     for name, acc in zip(classes, ev["per_class"]):
-        print(f"  {name:<{width}}  {100 * acc:6.2f}%")
+        print(f"  {name:<{width}}  " + (f"{100 * acc:6.2f}%" if acc is not None else "   n/a (no images)"))
     out = Path(args.out) if args.out else path.parent / f"confusion-{args.split}.png"
-    plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(classes)), classes, out,
-                          title=f"{cfg.dataset} {args.split}: top-1 {100 * ev['top1']:.2f}%")
+    try:
+        plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(classes)), classes, out,
+                              title=f"{cfg.dataset} {args.split}: top-1 {100 * ev['top1']:.2f}%")
+    except OSError as exc:
+        _warn(f"the confusion matrix could not be written to {out} ({exc.strerror or exc}); the results above "
+              "are complete; give --out a writable path for the picture")
+        return 0
     print(f"\nconfusion matrix: {out}")
     return 0
+
+
+def _check_same_classes(data_classes, classes, cfg, path):
+    if list(data_classes) != list(classes):
+        raise UserError(
+            f"the data in {cfg.data_dir or cfg.dataset} has the classes [{', '.join(data_classes)}] but the "
+            f"model {path} was trained on [{', '.join(classes)}]; evaluate on data with the model's classes, "
+            "or score only classes both have with --classes a,b")
 
 
 def _predict(args):
     import numpy
 
     from ..data import decode_image
-    from .trainer import predict_proba
+    from ..data.imagefolder import decode_errors
 
-    try:
-        model, pipeline, classes, meta = _load(args.model)
-    except (FileNotFoundError, ValueError) as exc:
-        _error(str(exc))
-        return 1
+    model, pipeline, classes, meta = _load(args.model)
+    args.images = _image_files(args.images, classes)
     c, h, w = meta.get("image_shape") or (pipeline.mean_image.shape if pipeline.mean_image is not None
                                           else meta["input_shape"])
     images, bad = [], []
     for f in args.images:
         try:
             images.append(decode_image(f, grayscale=(c == 1), size=(h, w)).transpose(2, 0, 1))
-        except (OSError, ValueError) as exc:
-            bad.append(f"{f} ({exc})")
+        except decode_errors() as exc:
+            bad.append(f"{f} ({_image_problem(exc)})")
     if bad:
-        _error("cannot read " + "; ".join(bad))
-        return 1
+        raise CorruptFileError("cannot read " + "; ".join(bad) + "; give image files (JPEG, PNG, ...)")
     probs = predict_proba(model, numpy.stack(images), pipeline, ten_crop=args.ten_crop)
     k = min(args.top, len(classes))
     results = []
@@ -375,26 +468,66 @@ def _predict(args):
     return 0
 
 
+def _image_files(paths, classes):
+    """``predict``'s arguments with each folder replaced by its image files (and those of its class
+    folders, whose names must be the model's classes: else the folder is data of another model)."""
+    from ..data.imagefolder import IMAGE_EXTENSIONS, list_classes, scan_files
+
+    files = []
+    for arg in paths:
+        folder = Path(arg)
+        if not folder.is_dir():
+            files.append(arg)
+            continue
+        own = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        foreign = [c for c in subfolders if c not in classes]
+        if foreign:
+            raise UserError(f"{folder} has the class folders [{', '.join(subfolders)}] but the model knows "
+                            f"[{', '.join(classes)}]; give a folder of images, or of the model's class folders, "
+                            "or score a shared subset with evaluate --data-dir DIR --classes a,b")
+        in_classes = scan_files(folder, list_classes(folder, subfolders))[0] if subfolders else []
+        if not own and not in_classes:
+            raise UserError(f"{folder} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += own + in_classes
+    return files
+
+
+def _image_problem(exc):
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"too many pixels to decode safely: {exc}"
+    return str(exc) or type(exc).__name__
+
+
 def _plot(args):
     from ..viz import plot_conv1_filters, plot_curves
     from .trainer import read_metrics, resolve_model_file
 
     run = Path(args.run)
-    try:
-        rows = read_metrics(run)
-    except FileNotFoundError as exc:
-        _error(str(exc))
-        return 1
+    rows = read_metrics(run)
+    written, failed = [], []
     out = Path(args.out) if args.out else run / "curves.png"
-    plot_curves(rows, out, title=run.name)
-    print(f"curves: {out} ({len(rows)} epochs)")
+    try:
+        plot_curves(rows, out, title=run.name)
+        written.append(f"curves: {out} ({len(rows)} epochs)")
+    except OSError as exc:
+        failed.append(f"{out} ({exc.strerror or exc})")
     if args.filters:
-        from ..models import read_npz
-
-        W = read_npz(resolve_model_file(run)).state.get("conv1.W")
+        weights = resolve_model_file(run)
+        W = read_npz(weights).state.get("conv1.W")
         if W is None:
-            _error("the model has no conv1.W to draw")
-            return 1
-        plot_conv1_filters(W, towers=2 if W.shape[0] % 2 == 0 else 1, path=run / "conv1.png")
-        print(f"conv1 kernels: {run / 'conv1.png'}")
+            raise UserError(f"{weights}: the model has no conv1.W to draw; --filters draws AlexNet's first layer")
+        try:
+            plot_conv1_filters(W, towers=2 if W.shape[0] % 2 == 0 else 1, path=run / "conv1.png")
+            written.append(f"conv1 kernels: {run / 'conv1.png'}")
+        except OSError as exc:
+            failed.append(f"{run / 'conv1.png'} ({exc.strerror or exc})")
+    for line in written:
+        print(line)
+    if failed and not written:
+        raise UserError(f"could not write {'; '.join(failed)}; give --out a writable path for the curves")
+    if failed:
+        _warn(f"could not write {'; '.join(failed)}")
     return 0

@@ -45,6 +45,7 @@ import sys
 import numpy
 
 from .. import backend
+from ..errors import UserError
 from ..data.loader import shard_bounds
 
 __all__ = ["Distributed", "DistributedError", "shard_bounds", "bucket_plan", "layer_costs",
@@ -54,8 +55,8 @@ MPI_HELP = ('install MPI for Python with: pip install "tinyalex[distributed]" (o
             "then launch with: mpiexec -n 2 python -m tinyalex train --distributed ...")
 
 
-class DistributedError(RuntimeError):
-    """Distributed training cannot start (MPI missing, bad batch size, ...): the message says the fix."""
+class DistributedError(UserError):
+    """Distributed training cannot start (MPI missing, no launcher, bad batch size): the message says the fix."""
 
 
 def bucket_plan(sizes, itemsize, bucket_bytes):

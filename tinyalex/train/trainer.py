@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -45,17 +46,21 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
 
 from .. import backend
-from ..fileio import atomic_write_text
+from ..data.checks import check_training_data
+from ..errors import UserError
+from ..fileio import WriteError, atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Distributed, abort_job, rank_seed_suffix
+from .runfolder import open_run_folder
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
 
@@ -64,6 +69,8 @@ METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss",
 """Columns of metrics.csv (and keys of every metrics.jsonl row), in order."""
 
 CHECKPOINT, BEST, FINAL = "checkpoint.npz", "best.npz", "model.npz"
+EXPLODED_LOSS_FACTOR = 10
+"""An epoch whose validation loss exceeds 10 x ln K (K classes; ln K is a uniform guess's) has diverged."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -154,6 +161,14 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise ValueError(f"{name} must be >= 1 (or None for all), got {v}")
+        if self.dataset != "imagefolder":
+            for name, flag in (("image_size", "--image-size"), ("classes", "--classes")):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{flag} works only with --dataset imagefolder ({self.dataset} has fixed "
+                                     f"images and classes); remove {flag}")
+        if self.limit_train is not None and int(self.limit_train) < self.batch_size:
+            raise ValueError(f"--limit-train {self.limit_train} is smaller than one batch (--batch-size "
+                             f"{self.batch_size}); use at least {self.batch_size} images or a smaller --batch-size")
         if not self.devices or any(int(d) < 0 for d in self.devices):
             raise ValueError(f"devices must be a non-empty list of device numbers >= 0, got {self.devices}")
         if self.distributed and len(self.devices) > 1:
@@ -216,9 +231,11 @@ def _limit(dataset, n, seed, salt):
     return Subset(dataset, idx)
 
 
-def load_data(cfg: TrainConfig, **loader_kwargs):
+def load_data(cfg: TrainConfig, check=True, **loader_kwargs):
     """(train, val or None, test) datasets for ``cfg`` (host, uint8).
 
+    ``check``: refuse data that cannot train a classifier and warn about a test
+    split missing classes (tinyalex.data.checks); evaluate passes False.
     ``loader_kwargs`` go to ``tinyalex.data.load_dataset`` for both splits
     (e.g. ``image_shape`` of synthetic data, ``limit_per_class`` of an image folder).
     """
@@ -229,8 +246,6 @@ def load_data(cfg: TrainConfig, **loader_kwargs):
         kwargs.update(classes=cfg.classes, image_size=cfg.image_size)
     elif cfg.dataset == "synthetic":
         kwargs.update(seed=cfg.seed)
-    elif cfg.classes:
-        raise ValueError("--classes works only with --dataset imagefolder")
     full = load_dataset(cfg.dataset, root=cfg.data_dir, split="train", **kwargs)
     try:
         test = load_dataset(cfg.dataset, root=cfg.data_dir, split="test", **kwargs)
@@ -245,6 +260,9 @@ def load_data(cfg: TrainConfig, **loader_kwargs):
         train, val = full, None
     if test is not None:
         test = _limit(test, cfg.limit_test, cfg.seed, 102)
+    if check:
+        for warning in check_training_data(train, test, where=cfg.data_dir or cfg.dataset):
+            warnings.warn(warning, stacklevel=2)
     return train, val, test
 
 
@@ -377,11 +395,14 @@ def predict_proba(model, x_uint8, pipeline, batch_size=256, ten_crop=None):
     return numpy.concatenate(out)
 
 
-def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=False, desc="eval"):
+def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=False, desc="eval",
+             check_stop=None):
     """Loss, top-1, top-5 and per-class accuracy of ``model`` on ``dataset``.
 
     Returns a dict: loss (mean cross-entropy of the (averaged) softmax),
-    top1, top5 (fractions), per_class (list), predictions (N,), labels (N,).
+    top1, top5 (fractions), per_class (list; None for a class with no image
+    in ``dataset``), predictions (N,), labels (N,). ``check_stop()`` is
+    called between batches (it raises to stop, see _StopSignals).
     """
     from tqdm.auto import tqdm
 
@@ -393,13 +414,15 @@ def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=F
         probs_all.append(predict_proba(model, xb, pipeline, batch_size, ten_crop))
         labels_all.append(numpy.asarray(yb, dtype=numpy.int64))
         bar.update(len(yb))
+        if check_stop is not None:
+            check_stop()
     bar.close()
     probs, labels = numpy.concatenate(probs_all), numpy.concatenate(labels_all)
     k = min(5, probs.shape[1])
     topk = numpy.argsort(-probs, axis=1, kind="stable")[:, :k]
     pred = topk[:, 0]
     num_classes = probs.shape[1]
-    per_class = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
+    per_class = [float((pred[labels == c] == c).mean()) if (labels == c).any() else None
                  for c in range(num_classes)]
     p_true = probs[numpy.arange(len(labels)), labels]
     return {
@@ -471,34 +494,64 @@ def load_trained(run_or_model):
 
 
 # ---------------------------------------------------------------------------
-# Ctrl-C: finish the step, save, stop
+# Ctrl-C and SIGTERM: finish the step, save, stop
 # ---------------------------------------------------------------------------
-class _StopOnSigint:
-    """During training, the first Ctrl-C asks the loop to stop after the current
-    step (so the checkpoint is consistent); a second one stops at once."""
+class StopRequested(KeyboardInterrupt):
+    """Training stopped on a signal (Ctrl-C = SIGINT, or SIGTERM); ``signum`` says which."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+class _StopSignals:
+    """For a whole run (training, validation, checkpoints, test pass, plots), the first
+    Ctrl-C or SIGTERM only sets ``requested``; the loops look at it between batches
+    and stop at a point where the state is consistent. A second one raises at once.
+
+    Why a flag and not an exception: an exception raised by a signal handler lands
+    wherever the main thread is, for instance inside ``Future.result()`` while the
+    CPU thread pool (tinyalex/layers/fast.py, ``in_chunks``) works on a batch, between
+    taking a lock and the ``with`` block that would release it. A worker thread then
+    waits forever for that lock, and Python, which joins the pool's threads at exit,
+    never exits: the "interrupted", then hang, seen once after a Ctrl-C in the test
+    pass (which ran without this handler). With the flag no exception is injected
+    there; after a second signal the command line ends the process with
+    ``os._exit`` (tinyalex/cli.py) so a stuck worker cannot keep it alive.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, saves=True):
         self.saves = saves            # False: an in-memory run, nothing to save
-        self.requested = False        # first Ctrl-C: stop cleanly after the current step
-        self.forced = False           # second Ctrl-C: stopped mid-step, state may be inconsistent
-        self._old = None
+        self.requested = None         # first signal's number: stop cleanly at the next safe point
+        self.forced = False           # second signal: stopped mid-step, state may be inconsistent
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def _handler(self, signum, frame):
         if self.requested:
             self.forced = True
-            raise KeyboardInterrupt
-        self.requested = True
-        what = "and saving a checkpoint " if self.saves else ""
-        print(f"\nCtrl-C: stopping after this step {what}(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+            raise StopRequested(signum)
+        self.requested = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        what = " and saving a checkpoint" if self.saves else ""
+        print(f"\n{name}: stopping at the next safe point{what} ({name} again to abort)",
+              file=sys.stderr, flush=True)
+
+    def check(self):
+        """Raise StopRequested if a signal asked to stop (call between batches)."""
+        if self.requested:
+            raise StopRequested(self.requested)
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         return False
 
 
@@ -539,8 +592,8 @@ class Trainer:
         (the experiments train this way).
     """
 
-    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, *, data=None, pipeline=None,
-                 save=True):
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, overwrite=None, overrides=None, *,
+                 data=None, pipeline=None, save=True):
         self.log = log
         self.resume_from = None
         self.save = bool(save)
@@ -550,10 +603,13 @@ class Trainer:
         if resume is not None:
             ck = load_checkpoint(Path(resume) / CHECKPOINT if Path(resume).is_dir() else resume)
             if ck.meta.get("kind") != "checkpoint":
-                raise ValueError(f"{ck.path} is a model file, not a training checkpoint; resume from the run folder")
+                raise UserError(f"--resume {resume}: {ck.path} is a model file, not a training checkpoint; "
+                                "resume from the run folder")
             saved = TrainConfig.from_dict(ck.meta["train_config"])
             if cfg is not None:   # only these may change on resume
                 saved.epochs, saved.progress = cfg.epochs, cfg.progress
+            for key, value in (overrides or {}).items():
+                setattr(saved, key, value)
             saved.out = str(Path(ck.path).parent)
             cfg = saved
             self.resume_from = ck.path
@@ -569,6 +625,27 @@ class Trainer:
         self.writes = self.save and self.is_root
         if not self.is_root:
             self.log = lambda *a: None
+        # the folder is this run's alone from here on (checked, locked; released at the end of run())
+        self.folder = None
+        if self.writes:
+            self.folder = open_run_folder(self.run_dir, resume=ck is not None, overwrite=overwrite,
+                                          checkpoint_run_id=ck.meta.get("run_id") if ck is not None else None)
+            if self.folder.replaced:
+                self.log(f"{self.run_dir}: replaced the files of the run that was there")
+            if self.folder.lock.stale:
+                self.log(f"{self.run_dir}: took over the lock left by process {self.folder.lock.stale}, "
+                         "which is no longer running")
+        try:
+            self._build(cfg, ck, model, overrides or {}, data, pipeline)
+        except BaseException:
+            if self.folder is not None:
+                if ck is None:
+                    self.folder.abandon()        # a new run that never started: leave the folder as it was
+                else:
+                    self.folder.close()
+            raise
+
+    def _build(self, cfg, ck, model, overrides, data, pipeline):
         backend.set_backend(cfg.backend, self.dist.local_rank() if self.dist and cfg.backend == "cupy"
                             else int(cfg.devices[0]))
         backend.check_devices(cfg.devices, cfg.backend)     # e.g. --devices 0,1 on a one-GPU machine
@@ -617,8 +694,11 @@ class Trainer:
         self.elapsed = 0.0            # seconds spent in training steps (sum of epoch_time)
         self.wall_time = 0.0          # seconds of wall clock of the run, validation included (over resumes)
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self.unvalidated = None       # an epoch whose training ended but whose validation was interrupted
         if ck is not None:
             self._restore(ck)
+            if "lr" in overrides:        # --resume --lr: the new rate replaces the saved one
+                self.optimizer.lr = float(overrides["lr"])
 
     # -- state ------------------------------------------------------------------------
     def _meta(self, kind):
@@ -632,10 +712,17 @@ class Trainer:
             "classes": self.classes,
             "epoch": self.loader.epoch,
             "step": self.step,
+            "run_id": self.folder.run_id if self.folder is not None else None,
         }
 
     def save_checkpoint(self):
+        """Write checkpoint.npz (atomically); returns its path, or None when this process writes no
+        files, or if the weights are not finite (then the previous checkpoint is kept: the last good one)."""
         if not self.writes:
+            return None
+        if not all(numpy.isfinite(v).all() for v in self.model.state_dict().values()):
+            self.log(f"the weights are not finite: no checkpoint written; {self.run_dir / CHECKPOINT} "
+                     "keeps the last good one")
             return None
         meta = self._meta("checkpoint")
         meta.update(
@@ -646,6 +733,7 @@ class Trainer:
             best_epoch=self.history.best_epoch,
             best_val_top1=self.history.best_val_top1,
             partial_epoch=self.partial,
+            unvalidated_epoch=self.unvalidated,
             elapsed=self.elapsed,
             wall_time=self._wall() if hasattr(self, "_wall_start") else self.wall_time,
             rng={"seed": self.cfg.seed, "dropout": "generator states in rng/ (one per device)"},
@@ -664,6 +752,7 @@ class Trainer:
         self.history.epochs = list(m["history"])
         self.history.best_epoch, self.history.best_val_top1 = m.get("best_epoch"), m.get("best_val_top1")
         self.partial = dict(m["partial_epoch"])
+        self.unvalidated = m.get("unvalidated_epoch")
         self.step, self.elapsed = int(m["step"]), float(m.get("elapsed", 0.0))
         self.wall_time = float(m.get("wall_time", 0.0))
         if list(m["classes"]) != self.classes:
@@ -696,15 +785,8 @@ class Trainer:
                     finite = not self.dist.any([not finite])[0]
                 if not finite:
                     bar.close()
-                    ck = self.run_dir / CHECKPOINT if self.save else None
-                    kept = ("nothing was saved (an in-memory run)" if ck is None else
-                            f"the last good checkpoint is kept in {ck} (resume with --resume {self.run_dir})"
-                            if ck.is_file() else "no epoch finished, so there is no checkpoint")
-                    raise NonFiniteLossError(
-                        f"the training loss became {loss} at epoch {epoch + 1}, step {self.step + 1} "
-                        f"(batch {batch + 1} of {len(loader)}) with lr={self.optimizer.lr:g}; training "
-                        f"stopped and {kept}. The learning rate is probably too high: "
-                        f"lower the learning rate, e.g. --lr {self.optimizer.lr / 10:g}.")
+                    raise self._diverged(f"the training loss became {loss} at epoch {epoch + 1}, step "
+                                         f"{self.step + 1} (batch {batch + 1} of {len(loader)})")
                 dlogits = self.criterion.backward()
             with backend.device(ldev):
                 model.backward(dlogits)
@@ -724,32 +806,69 @@ class Trainer:
             wall = self._wall()
             if self.dist is not None:         # rank 0's clock and any rank's Ctrl-C decide for all
                 wall = self.dist.bcast(wall)
-                stop.requested = self.dist.any([stop.requested])[0]
+                if self.dist.any([bool(stop.requested)])[0] and not stop.requested:
+                    stop.requested = signal.SIGINT
             if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
                 self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
             if self.on_step is not None:
                 self.on_step(self)
             if stop.requested:
                 bar.close()
-                raise KeyboardInterrupt
+                stop.check()
             if cfg.time_limit is not None and wall >= 60 * cfg.time_limit:
                 self.time_up = True
                 break
         bar.close()
         return epoch
 
-    def _finish_epoch(self, epoch):
+    def _diverged(self, what):
+        """The NonFiniteLossError for ``what``, naming the checkpoint kept and the fix."""
+        ck = self.run_dir / CHECKPOINT if self.save else None
+        lower = self.optimizer.lr / 10
+        if ck is None:
+            kept = "nothing was saved (an in-memory run)"
+        elif ck.is_file():
+            kept = (f"the last good checkpoint (written before the divergence, finite weights) is kept in {ck}; "
+                    f"continue from it with a lower rate: python -m tinyalex train --resume {self.run_dir} "
+                    f"--lr {lower:g}")
+        else:
+            kept = "no epoch finished, so there is no checkpoint; start again with a lower rate"
+        return NonFiniteLossError(
+            f"{what} with lr={self.optimizer.lr:g}; training stopped and {kept}. The learning rate is probably "
+            f"too high: lower the learning rate, e.g. --lr {lower:g}.")
+
+    def _check_not_diverged(self, epoch, row):
+        """Before an epoch's checkpoint is written: the weights are finite and the validation loss is
+        finite and not exploding (at most EXPLODED_LOSS_FACTOR x ln K, K classes: a model that bad is far
+        worse than a uniform guess). Otherwise raise, keeping the previous checkpoint."""
+        bad = [name for name, value in self.model.state_dict().items() if not numpy.isfinite(value).all()]
+        if bad:
+            raise self._diverged(f"the weights became non-finite ({', '.join(bad[:3])}) at the end of epoch "
+                                 f"{epoch + 1}")
+        loss = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
+        limit = EXPLODED_LOSS_FACTOR * math.log(max(len(self.classes), 2))
+        if not math.isfinite(loss) or loss > limit:
+            which = "validation" if row["val_loss"] is not None else "training"
+            raise self._diverged(f"the {which} loss became {loss:.4g} at the end of epoch {epoch + 1} (a uniform "
+                                 f"guess gives {limit / EXPLODED_LOSS_FACTOR:.3g})")
+
+    def _finish_epoch(self, epoch, stop=None):
         cfg, p = self.cfg, self.partial
         if self.dist is not None:             # the epoch's metrics over all ranks' images
             p["loss_sum"], p["correct"], p["seen"] = self.dist.sum([p["loss_sum"], p["correct"], p["seen"]])
+        self.unvalidated = epoch
         lr_used = self.optimizer.lr
         row = {"epoch": epoch + 1, "step": self.step, "lr": lr_used,
                "train_loss": p["loss_sum"] / max(p["seen"], 1), "train_top1": p["correct"] / max(p["seen"], 1),
                "val_loss": None, "val_top1": None, "val_top5": None}
         if self.val_set is not None:
+            # a stop here leaves everything as it was: the checkpoint then says to validate first on resume
             ev = evaluate(self.model, self.val_set, self.pipeline, self.eval_batch_size,
-                          progress=self._progress, desc="validation")
+                          progress=self._progress, desc="validation",
+                          check_stop=stop.check if stop is not None else None)
             row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+        self._check_not_diverged(epoch, row)
+        self.unvalidated = None
         self.elapsed += p["time"]
         row.update(epoch_time=p["time"], images_per_s=p["seen"] / max(p["time"], 1e-9), elapsed=self.elapsed,
                    wall_time=self._wall())
@@ -812,9 +931,7 @@ class Trainer:
         self._wall_start, self._wall_before = time.perf_counter(), self.wall_time
         self._progress = bool(cfg.progress) and sys.stderr.isatty() and self.is_root
         self.eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
-        if self.writes:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_config()
+        self._write_config()
         if self.resume_from is not None:
             if self.writes:
                 write_metrics(self.run_dir, self.history.epochs)   # drop rows newer than the checkpoint
@@ -824,43 +941,69 @@ class Trainer:
             self.log(f"training {what} on {cfg.dataset}: {len(self.train_set)} train / "
                      f"{len(self.val_set) if self.val_set else 0} val images, {len(self.classes)} classes, "
                      f"{self.model.num_parameters():,} parameters -> {self.run_dir or 'memory'}")
-        with _StopOnSigint(saves=self.save) as stop:
-            try:
-                while self.loader.epoch < cfg.epochs and not self.time_up:
-                    epoch = self._train_epoch(stop)
-                    self._finish_epoch(epoch)
-                    if stop.requested:
-                        raise KeyboardInterrupt
-            except KeyboardInterrupt:
-                self.history.status = "interrupted"
-                if not self.save:
-                    raise
-                if stop.forced:   # interrupted inside a step: keep the last consistent checkpoint
-                    self.log(f"aborted; the last checkpoint in {self.run_dir / CHECKPOINT} is kept")
-                    raise
-                self.save_checkpoint()
-                self.log(f"interrupted at epoch {self.loader.epoch + 1}, step {self.step}; checkpoint saved in "
-                         f"{self.run_dir / CHECKPOINT}. Continue with: python -m tinyalex train --resume {self.run_dir}")
+        try:
+            with _StopSignals(saves=self.save) as stop:
+                self._run_phases(stop, test)
+        finally:
+            if self.folder is not None:
+                self.folder.close()      # the folder's lock, however the run ended
+        return self.history
+
+    def _run_phases(self, stop, test):
+        """Training, validation, checkpoints, the test pass and plots, all stoppable by ``stop``."""
+        cfg = self.cfg
+        try:
+            if self.unvalidated is not None:     # stopped while validating: finish that epoch first
+                self._finish_epoch(self.unvalidated, stop)
+            while self.loader.epoch < cfg.epochs and not self.time_up:
+                epoch = self._train_epoch(stop)
+                self._finish_epoch(epoch, stop)
+                stop.check()
+        except KeyboardInterrupt:
+            self.history.status = "interrupted"
+            if not self.writes:           # an in-memory run, or a rank other than 0: nothing to save
                 raise
-            except NonFiniteLossError:
-                self.history.status = "diverged"
+            if stop.forced:   # interrupted inside a step: keep the last consistent checkpoint
+                self.log(f"aborted; the last checkpoint in {self.run_dir / CHECKPOINT} is kept")
                 raise
+            if self.save_checkpoint() is None:
+                raise
+            self.log(f"interrupted at epoch {self.loader.epoch + 1}, step {self.step}; checkpoint saved in "
+                     f"{self.run_dir / CHECKPOINT}. Continue with: python -m tinyalex train --resume {self.run_dir}")
+            raise
+        except NonFiniteLossError:
+            self.history.status = "diverged"
+            raise
+        except WriteError as exc:      # disk full, folder made read-only: every write is atomic
+            self.history.status = "failed"
+            ck = self.run_dir / CHECKPOINT
+            kept = (f"the previous checkpoint survived intact in {ck}: "
+                    + ("free some disk space" if exc.errno == errno.ENOSPC else "fix the problem")
+                    + f" and continue with python -m tinyalex train --resume {self.run_dir}"
+                    if ck.is_file() else "no checkpoint had been written yet")
+            raise WriteError(f"{exc}; {kept}", exc.errno) from exc
         if self.time_up:
             self.log(f"time limit of {cfg.time_limit:g} min reached after {self._wall() / 60:.1f} min "
                      f"(epoch {self.history.epochs[-1]['epoch']}, step {self.step})")
         if self.writes:
             save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
         if test and self.test_set is not None:
-            self.history.test = self.test(write=self.writes)
+            try:
+                self.history.test = self.test(write=self.writes, check_stop=stop.check)
+            except KeyboardInterrupt:
+                self.history.status = "interrupted"
+                if self.writes:
+                    self.log(f"interrupted during the test pass; the trained model is saved in "
+                             f"{self.run_dir / FINAL}: test it with python -m tinyalex evaluate {self.run_dir}")
+                raise
         self.history.status = "completed"
-        return self.history
 
-    def test(self, write=True):
+    def test(self, write=True, check_stop=None):
         """Evaluate the current model on the test set; writes test.json and confusion.png."""
         from ..viz import confusion_matrix, plot_confusion_matrix
 
         ev = evaluate(self.model, self.test_set, self.pipeline, self.cfg.eval_batch_size or 2 * self.cfg.batch_size,
-                      progress=getattr(self, "_progress", False), desc="test")
+                      progress=getattr(self, "_progress", False), desc="test", check_stop=check_stop)
         result = {k: ev[k] for k in ("loss", "top1", "top5", "per_class", "n")}
         result["ten_crop"] = bool(self.pipeline.ten_crop)
         result["classes"] = self.classes
@@ -876,8 +1019,8 @@ class Trainer:
         return result
 
 
-def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print, *,
-        data=None, pipeline=None, save=True, on_epoch=None) -> History:
+def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print,
+        overwrite=None, overrides=None, *, data=None, pipeline=None, save=True, on_epoch=None) -> History:
     """Train a model as described by ``config`` and return its :class:`History`.
 
     Parameters
@@ -893,13 +1036,18 @@ def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None
     on_epoch : called as ``on_epoch(trainer, row)`` after every epoch (see :meth:`Trainer.run`).
     test : evaluate on the test set at the end.
     log : where one-line messages go (``print``; pass ``lambda *a: None`` for silence).
+    overwrite : None (default): an ``out`` folder holding an earlier run is replaced (its
+        files deleted), any other non-empty folder refused; False: refuse both (the
+        command line without --overwrite); True: write into either (runfolder.py).
+    overrides : with ``resume``, settings that may change (train/cli.py RESUMABLE), e.g. {"lr": 0.001}.
 
     Raises :class:`NonFiniteLossError` if the loss diverges (the last good
-    checkpoint is kept), and ``KeyboardInterrupt`` after saving a checkpoint
-    on Ctrl-C.
+    checkpoint is kept), and :class:`StopRequested` (a ``KeyboardInterrupt``)
+    after saving a checkpoint on Ctrl-C or SIGTERM.
     """
     try:
-        trainer = Trainer(config, resume=resume, model=model, data=data, pipeline=pipeline, save=save, log=log)
+        trainer = Trainer(config, resume=resume, model=model, log=log, overwrite=overwrite, overrides=overrides,
+                          data=data, pipeline=pipeline, save=save)
         return trainer.run(on_step=on_step, on_epoch=on_epoch, test=test)
     except Exception as exc:
         if config is not None and config.distributed:    # one failed rank ends them all, never a hang
