@@ -167,13 +167,16 @@ class _Functions(dict):
 class Exercise:
     """One exercise: the functions written, points, hint, cases, and how to run them.
 
-    ``attempts`` maps an attempt's name to ``run(fns, inputs) -> {name: array}``
-    (fns: the student's functions by name). An exercise passes when one
-    attempt passes every case.
+    ``functions`` are the student's functions it calls, ``written`` those the
+    exercise is about (the others, forward passes, only give the cache of the
+    OWN_CACHE attempt). ``attempts`` maps an attempt's name to
+    ``run(fns, inputs) -> {name: array}`` (fns: the student's functions by
+    name). An exercise passes when one attempt passes every case.
     """
 
-    def __init__(self, name, functions, points, hint, attempts, public, hidden):
+    def __init__(self, name, functions, points, hint, attempts, public, hidden, written=None):
         self.name, self.functions, self.points = name, tuple(functions), points
+        self.written = tuple(written or functions)
         self.hint, self.attempts = hint, attempts
         self.public_cases, self.hidden_cases = public, hidden
 
@@ -218,9 +221,8 @@ class Exercise:
         if not results:
             return CheckResult(self.name, False, message="no result came back", hint=self.hint)
         best = next((r for r in results if r.passed), None)
-        if best is None:   # the attempt that got furthest: no exception, fewest bad comparisons
-            best = min(results, key=lambda r: (bool(r.message), sum(not e < t for _, e, t in r.measurements),
-                                               r.error if r.error is not None else np.inf))
+        if best is None:   # the attempt that got furthest: most comparisons within tolerance
+            best = max(results, key=lambda r: (sum(e < t for _, e, t in r.measurements), -len(r.measurements)))
         best.hint = self.hint(best) if callable(self.hint) else self.hint
         return best
 
@@ -241,6 +243,9 @@ class Exercise:
                 break
         if not message and len(outs) < len(cases):
             message = "did not finish every case"
+        bad = [w for w, e, tol in rows if not e < tol]
+        if not message and bad and tag:
+            message = f"wrong answer: {bad[0]}"
         if message and tag:
             message += f" (with {attempt})"
         errors = [e for _, e, _ in rows]
@@ -720,7 +725,8 @@ EXERCISES = {e.name: e for e in [
              "(N, F, Ho, Wo), and where the bias is broadcast.",
              {"": _run_conv_forward}, _conv_public(False), _conv_hidden(False)),
     Exercise("conv_backward", ["conv_forward", "conv_backward"], 3, _conv_backward_hint,
-             _both(_run_conv_backward_handout, _run_conv_backward_own), _conv_public(True), _conv_hidden(True)),
+             _both(_run_conv_backward_handout, _run_conv_backward_own), _conv_public(True), _conv_hidden(True),
+             written=["conv_backward"]),
     Exercise("window_sum", ["window_sum"], 1,
              "each offset d of the window adds a shifted slice of channels; work out, for an offset, which "
              "channels have a neighbour at that offset, and test with sizes larger than C and even sizes.",
@@ -733,12 +739,13 @@ EXERCISES = {e.name: e for e in [
              "every input appears in its own output and in its neighbours' denominators: the gradient has a direct "
              "term and a cross-channel term, and the second one only shows with a large alpha. Derive both "
              "(docs/math.md) and compare with your code term by term.",
-             _both(_run_lrn_backward_handout, _run_lrn_backward_own), _lrn_public(True), _lrn_hidden(True)),
+             _both(_run_lrn_backward_handout, _run_lrn_backward_own), _lrn_public(True), _lrn_hidden(True),
+             written=["lrn_backward"]),
     Exercise("maxpool_backward", ["maxpool_forward", "maxpool_backward"], 2,
              "each window sends its gradient to exactly ONE input, the winner recorded by the forward pass (the "
              "first maximum on ties); where windows overlap an input collects from every window it won, so "
              "accumulate instead of overwriting.",
-             _both(_run_pool_handout, _run_pool_own), _pool_public, _pool_hidden),
+             _both(_run_pool_handout, _run_pool_own), _pool_public, _pool_hidden, written=["maxpool_backward"]),
     Exercise("dropout", ["dropout_forward", "dropout_backward"], 1,
              "write down the factor each unit is multiplied by in each of the four cases (two modes, training or "
              "not) so that the expected output is the same in training and evaluation; backward uses the same "

@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections import Counter
@@ -42,12 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_write_text
-from .checks import EXERCISES, CheckResult, grading_cases
+from .checks import EXERCISES, OWN_CACHE, CheckResult, grading_cases
 from .scan import scan, submission_code
 from .worker import read_records
 
 DEFAULT_TIMEOUT = 60.0
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
+_running = set()                  # worker processes alive now (killed on Ctrl-C)
+_running_lock = threading.Lock()
 
 
 @dataclass
@@ -160,7 +163,9 @@ def grade_file(path, student, cases, points, timeout=DEFAULT_TIMEOUT) -> Row:
     row = Row(str(path), student, "graded", points=points)
     try:
         code = submission_code(path)
-        flagged = scan(code, {n: ex.functions for n, ex in EXERCISES.items()})
+        flagged = scan(code, {n: ex.written for n, ex in EXERCISES.items()})
+        # a forward pass that reaches a reference cannot make the cache a backward is judged with
+        untrusted = set(scan(code, {f: (f,) for ex in EXERCISES.values() for f in ex.functions}))
     except (OSError, ValueError) as e:
         return _fail_all(row, f"could not read the file: {e}", "not loadable")
     except SyntaxError as e:
@@ -168,13 +173,15 @@ def grade_file(path, student, cases, points, timeout=DEFAULT_TIMEOUT) -> Row:
     except RecursionError:
         return _fail_all(row, "could not load: the code is nested too deeply to read", "not loadable")
 
-    job = pickle.dumps({"path": str(path), "code": code,
+    job = pickle.dumps({"path": str(path), "code": code, "parent": os.getpid(), "timeout": timeout,
                         "inputs": {n: [c.inputs for c in cs] for n, cs in cases.items()}})
     env = dict(os.environ, MPLBACKEND="Agg")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([sys.executable, "-m", "tinyalex.exercises.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=log, cwd=path.resolve().parent, env=env,
                                 start_new_session=True)
+        with _running_lock:
+            _running.add(proc)
         timed_out = False
         try:
             out, _ = proc.communicate(job, timeout=timeout)
@@ -185,6 +192,9 @@ def grade_file(path, student, cases, points, timeout=DEFAULT_TIMEOUT) -> Row:
                 out, _ = proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:        # something else holds the pipe: give up on it
                 out = b""
+        finally:
+            with _running_lock:
+                _running.discard(proc)
         log.seek(0)
         log_text = log.read()[-4000:].decode("utf-8", "replace")
     _kill(proc)                                      # anything the submission left running
@@ -197,7 +207,7 @@ def grade_file(path, student, cases, points, timeout=DEFAULT_TIMEOUT) -> Row:
     for rec in records[1:]:
         name = str(rec.pop("!exercise"))
         try:
-            done[name] = _judge(name, cases[name], rec)
+            done[name] = _judge(name, cases[name], rec, untrusted)
         except Exception as e:                       # a bug of the grader, not of the student
             done[name] = CheckResult(name, False, message=f"grader error: {type(e).__name__}: {e}")
             row.status = "grader error"
@@ -226,16 +236,18 @@ def _kill(proc):
         pass
 
 
-def _judge(name, cases, record) -> CheckResult:
+def _judge(name, cases, record, untrusted=()) -> CheckResult:
     ex = EXERCISES[name]
     runs = {}
+    skip_own = bool(set(ex.functions) - set(ex.written) & set(untrusted))
     for a, attempt in enumerate(ex.attempts):
         outs = {}
         for key, value in record.items():
             ai, ci, out_name = key.split("/", 2)
             if int(ai) == a:
                 outs.setdefault(int(ci), {})[out_name] = value
-        runs[attempt] = [outs[i] for i in sorted(outs)]
+        if not (skip_own and attempt == OWN_CACHE):
+            runs[attempt] = [outs[i] for i in sorted(outs)]
     return ex.verdict(cases, runs)
 
 
@@ -317,29 +329,54 @@ def grade(paths, seed=None, timeout=DEFAULT_TIMEOUT, jobs=None, csv_path=None, f
     partial = Path(f"{csv_path}.partial") if csv_path else None
     rows = [None] * len(paths)
     t0 = time.perf_counter()
+    try:
+        _grade_all(paths, names, cases, points, timeout, jobs, partial, feedback_dir, seed, hints, verbose, quiet, rows)
+    except KeyboardInterrupt:
+        if verbose and partial:
+            print(f"interrupted: the rows graded so far are in {partial}", file=sys.stderr)
+        raise
+    return _finish(rows, csv_path, partial, seed, verbose, t0)
+
+
+def _grade_all(paths, names, cases, points, timeout, jobs, partial, feedback_dir, seed, hints, verbose, quiet, rows):
     with ThreadPoolExecutor(jobs) as pool, (open(partial, "w", newline="", encoding="utf-8") if partial
                                             else io.StringIO()) as stream:
         writer = csv.writer(stream)
         writer.writerow(csv_header())
         futures = {pool.submit(grade_file, p, n, cases, points, timeout): i for i, (p, n) in enumerate(zip(paths, names))}
-        for k, future in enumerate(as_completed(futures), 1):
-            i = futures[future]
-            try:
-                row = future.result()
-            except Exception as e:            # the grader failed on this file: say so, go on
-                row = _fail_all(Row(str(paths[i]), names[i], "", points=points),
-                                f"grader error: {type(e).__name__}: {e}", "grader error")
-            rows[i] = row
-            writer.writerow(csv_row(row))
-            stream.flush()
-            if feedback_dir:
-                atomic_write_text(Path(feedback_dir) / f"{row.student}.md", feedback_markdown(row, seed, hints))
-            if verbose:
-                print(f"[{k}/{len(paths)}] {row.student}: {_num(row.score)}/{_num(row.total)} points"
-                      + ("" if row.status == "graded" else f"  ({row.status}: {row.message})"))
-                if not quiet:
-                    for r in row.results.values():
-                        print("    " + r.report(hints=hints).replace("\n", "\n    "))
+        try:
+            _collect(futures, paths, names, points, rows, writer, stream, feedback_dir, seed, hints, verbose, quiet)
+        except KeyboardInterrupt:             # stop the running workers, start no more
+            pool.shutdown(wait=False, cancel_futures=True)
+            with _running_lock:
+                for proc in list(_running):
+                    _kill(proc)
+            raise
+
+
+def _collect(futures, paths, names, points, rows, writer, stream, feedback_dir, seed, hints, verbose, quiet):
+    """Take each row as its file finishes: CSV row, feedback file, progress line."""
+    for k, future in enumerate(as_completed(futures), 1):
+        i = futures[future]
+        try:
+            row = future.result()
+        except Exception as e:            # the grader failed on this file: say so, go on
+            row = _fail_all(Row(str(paths[i]), names[i], "", points=points),
+                            f"grader error: {type(e).__name__}: {e}", "grader error")
+        rows[i] = row
+        writer.writerow(csv_row(row))
+        stream.flush()
+        if feedback_dir:
+            atomic_write_text(Path(feedback_dir) / f"{row.student}.md", feedback_markdown(row, seed, hints))
+        if verbose:
+            print(f"[{k}/{len(paths)}] {row.student}: {_num(row.score)}/{_num(row.total)} points"
+                  + ("" if row.status == "graded" else f"  ({row.status}: {row.message})"))
+            if not quiet:
+                for r in row.results.values():
+                    print("    " + r.report(hints=hints).replace("\n", "\n    "))
+
+
+def _finish(rows, csv_path, partial, seed, verbose, t0):
     if csv_path:
         buf = io.StringIO()
         writer = csv.writer(buf)

@@ -18,8 +18,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import resource
 import struct
 import sys
+import threading
+import time
 import types
 
 import numpy as np
@@ -52,10 +55,20 @@ def read_records(data: bytes) -> list[dict]:
     return records
 
 
+def _exit_with_parent(parent: int) -> None:
+    """End this process when the grader is gone (killed, Ctrl-C): no endless loop outlives it."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def main() -> None:
     results = os.dup(1)
     os.dup2(2, 1)                     # print() in the submission goes to the log
     job = pickle.loads(sys.stdin.buffer.read())
+    threading.Thread(target=_exit_with_parent, args=(job["parent"],), daemon=True).start()
+    cpu = int(job["timeout"]) * 2 + 10   # a backstop should the grader's timeout not act
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     module = types.ModuleType("submission")
     module.__file__ = job["path"]
     try:
