@@ -486,6 +486,29 @@ def test_feedback_without_hints_for_exams(tmp_path):
     assert rows[0].results["dropout"].hint and "Hint" not in text and "hint:" not in text
 
 
+def test_a_students_folder_with_both_files_gives_the_newer(tmp_path):
+    (tmp_path / "kim").mkdir()
+    py, nb = tmp_path / "kim" / "exercises.py", tmp_path / "kim" / "exercises.ipynb"
+    py.write_text("")
+    nb.write_text("{}")
+    os.utime(py, (1, 1))
+    assert grade.find_submissions([tmp_path]) == [nb]
+    os.utime(nb, (0, 0))
+    assert grade.find_submissions([tmp_path]) == [py]
+
+
+def test_a_file_that_is_not_a_notebook_is_a_failing_row_not_a_crash(tmp_path):
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    row = grade.grade_file(tmp_path / "bad.ipynb", "bad", checks.grading_cases(0), grade.read_points())
+    assert row.status == "not loadable" and "not a Jupyter notebook" in row.message and row.score == 0
+
+
+def test_the_star_import_of_the_checks_gives_no_reference():
+    names = set(checks.__all__)
+    assert {"check_conv_forward", "run_all"} <= names
+    assert not names & {"EXERCISES", "CHECKS", "L", "reference_conv", "reference_window_sum", "SGD"}
+
+
 def test_students_are_named_after_their_folders(tmp_path):
     paths = [tmp_path / "kim" / "exercises.py", tmp_path / "lee" / "exercises.ipynb", tmp_path / "park.py"]
     assert grade.student_names(paths) == ["kim", "lee", "park"]
