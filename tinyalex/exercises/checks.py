@@ -257,7 +257,7 @@ class Exercise:
     def check(self, impl, verbose=True, hints=True) -> CheckResult:
         """Run and judge the public cases in this process (the notebook's check cells)."""
         cases = self.public_cases()
-        with _reference_window_sum_for(self, impl):
+        with reference_scope(self, impl):
             runs = self.run(impl, cases)
         result = self.verdict(cases, runs)
         if verbose:
@@ -284,7 +284,7 @@ def _compare(case, got):
     return rows
 
 
-class _reference_window_sum_for:
+class reference_scope:
     """While an LRN exercise runs, the student's ``window_sum`` is the reference one.
 
     So a bug in window_sum costs the window_sum point only. The student's
@@ -310,8 +310,6 @@ class _reference_window_sum_for:
             g["window_sum"] = value
         return False
 
-
-reference_scope = _reference_window_sum_for
 
 
 # ---------------------------------------------------------------------------

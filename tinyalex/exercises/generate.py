@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..fileio import atomic_write_text
 from .checks import EXERCISES
+from .grade import find_submissions, grade, read_points
 
 REPO_SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "solutions.py"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -201,8 +202,6 @@ def self_test(solution_path=None, seed=0, timeout=60.0, verbose=True) -> bool:
 
     The check of the checks: run it after editing solutions.py or checks.py.
     """
-    from .grade import grade
-
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, solution_path=solution_path)
         rows = grade([find_solutions(solution_path), Path(tmp) / "exercises.py"], seed=seed, timeout=timeout,
@@ -282,8 +281,6 @@ def _cli_generate(args):
 
 
 def _cli_grade(args):
-    from .grade import find_submissions, grade, read_points
-
     if args.timeout <= 0:
         return _error(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     if args.jobs is not None and args.jobs < 1:
