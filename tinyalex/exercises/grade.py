@@ -205,7 +205,9 @@ def grade_file(path, student, cases, points, timeout=DEFAULT_TIMEOUT) -> Row:
         return _fail_all(row, f"could not load: {load}", "not loadable")
     done = {}
     for rec in records[1:]:
-        name = str(rec.pop("!exercise"))
+        name = str(rec.pop("!exercise", ""))
+        if name not in EXERCISES:                    # not a record the worker writes: ignore it
+            continue
         try:
             done[name] = _judge(name, cases[name], rec, untrusted)
         except Exception as e:                       # a bug of the grader, not of the student
@@ -243,8 +245,9 @@ def _judge(name, cases, record, untrusted=()) -> CheckResult:
     for a, attempt in enumerate(ex.attempts):
         outs = {}
         for key, value in record.items():
-            ai, ci, out_name = key.split("/", 2)
-            if int(ai) == a:
+            ai, _, rest = key.partition("/")
+            ci, _, out_name = rest.partition("/")
+            if ai.isdigit() and ci.isdigit() and out_name and int(ai) == a:
                 outs.setdefault(int(ci), {})[out_name] = value
         if not (skip_own and attempt == OWN_CACHE):
             runs[attempt] = [outs[i] for i in sorted(outs)]
