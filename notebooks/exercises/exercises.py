@@ -12,7 +12,10 @@
 # `xp = get_array_module(x)` so your code also runs on CuPy.
 #
 # Run every check at once from a shell with
-# `python -m tinyalex exercises grade exercises.py`.
+# `python exercises.py` (or `python -m tinyalex exercises grade exercises.py`).
+# Your teacher's grader runs the same checks and more cases, drawn at random:
+# code that passes here only because of the particular numbers here fails
+# there. It also gives 0 to an exercise that calls tinyalex's own layers.
 
 # %%
 """tinyalex classroom exercises: the forward and backward passes of AlexNet's layers.
@@ -21,10 +24,10 @@ Students: write each function where it says ``raise NotImplementedError``,
 then run the check below it (in the notebook), or every check at once with
 ``python -m tinyalex exercises grade exercises.py``.
 
-Teachers: the one source of truth is tinyalex/exercises/solutions.py (the
-code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``); the student
-files exercises.py and exercises.ipynb are generated from it by
-``python -m tinyalex exercises generate --out DIR``. Do not edit them by hand.
+Write your code inside the functions; keep their names and arguments. You
+may import NumPy and use the helpers imported below (im2col, col2im,
+get_array_module); tinyalex's layers are what your code is checked against,
+so calling them scores 0.
 """
 import numpy as np
 
@@ -43,17 +46,25 @@ from tinyalex.layers import col2im, im2col
 #    \qquad out_{mat} \in \mathbb{R}^{F \times N H_o W_o}. $$
 #
 # Then reshape $(F, N, H_o, W_o)$, move the batch axis first and add the bias.
+#
+# With `groups` $= G$ (the paper's two towers), the first $F/G$ filters see only
+# the first $C/G$ input channels, and so on: `im2col(..., groups)` gives one
+# column matrix per group, shape $(G, K/G, N H_o W_o)$, and the product is one
+# per group.
 
 # %%
-def conv_forward(x, W, b, stride=1, padding=0):
-    """Convolution of x (N, C, H, W) with W (F, C, kh, kw) and bias b (F,).
+def conv_forward(x, W, b, stride=1, padding=0, groups=1):
+    """Convolution of x (N, C, H, W) with W (F, C/groups, kh, kw) and bias b (F,).
 
     Returns ``(out, cache)`` with out of shape (N, F, Ho, Wo),
     Ho = (H + 2 padding - kh) // stride + 1 (same for Wo), and ``cache``
-    whatever your ``conv_backward`` needs.
+    whatever your ``conv_backward`` needs (the grader first gives your
+    conv_backward the cache this handout's conv_backward reads,
+    ``(x_shape, cols, W, stride, padding, groups)``, then your own).
 
-    Hints: ``cols = im2col(x, (kh, kw), (stride, stride), (padding, padding))``
-    has shape (1, K, N*Ho*Wo); drop the leading 1 with ``cols[0]``.
+    Hints: ``cols = im2col(x, (kh, kw), (stride, stride), (padding, padding), groups)``
+    has shape (groups, K/groups, N*Ho*Wo); a batched matrix product
+    (``xp.matmul``) multiplies one matrix per group.
     """
     xp = get_array_module(x)
     N, C, H, W_in = x.shape
@@ -64,7 +75,7 @@ def conv_forward(x, W, b, stride=1, padding=0):
     raise NotImplementedError("write your code in conv_forward() in place of this line")
 
 
-# %% [check] conv_forward
+# %% [check] conv_forward  (2 points)
 
 # %% [markdown]
 # ## 2. Convolution backward
@@ -80,19 +91,18 @@ def conv_backward(dout, cache):
 
     dout (N, F, Ho, Wo) is dL/dout; dx, dW, db have the shapes of x, W, b.
 
-    Hints: ``dout.transpose(1, 0, 2, 3).reshape(F, -1)`` is dout_mat.
-    ``col2im(dcols[None], x_shape, (kh, kw), (stride, stride), (padding, padding))``
-    adds every column back where it came from (put the leading 1 back with
-    ``[None]``).
+    Hints: lay dout out with the filters first, grouped like the forward
+    product. ``col2im(dcols, x_shape, (kh, kw), (stride, stride), (padding, padding), groups)``
+    adds every column entry back where im2col took it from.
     """
     xp = get_array_module(dout)
-    x_shape, cols, W, stride, padding = cache
+    x_shape, cols, W, stride, padding, groups = cache
     F, _, kh, kw = W.shape
     # YOUR CODE HERE
     raise NotImplementedError("write your code in conv_backward() in place of this line")
 
 
-# %% [check] conv_backward
+# %% [check] conv_backward  (3 points)
 
 # %% [markdown]
 # ## 3. The LRN window sum
@@ -111,9 +121,8 @@ def window_sum(a, size):
     out[:, i] = sum of a[:, j] for j from i - size//2 to i + (size-1)//2,
     leaving out channels outside 0..C-1. Returns an array shaped like a.
 
-    Hint: loop over the ``size`` offsets d = -size//2 ... (size-1)//2 (not over
-    channels or pixels) and add the shifted slice ``a[:, lo:hi]`` into
-    ``out[:, lo - d:hi - d]``.
+    Hint: loop over the ``size`` offsets of the window (not over channels or
+    pixels); for each offset, add a shifted slice of channels into ``out``.
     """
     xp = get_array_module(a)
     C = a.shape[1]
@@ -122,7 +131,7 @@ def window_sum(a, size):
     raise NotImplementedError("write your code in window_sum() in place of this line")
 
 
-# %% [check] window_sum
+# %% [check] window_sum  (1 point)
 
 # %% [markdown]
 # ## 4. LRN forward (the paper's convention)
@@ -143,7 +152,7 @@ def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     raise NotImplementedError("write your code in lrn_forward() in place of this line")
 
 
-# %% [check] lrn_forward
+# %% [check] lrn_forward  (1 point)
 
 # %% [markdown]
 # ## 5. LRN backward, with the cross-channel terms
@@ -161,14 +170,15 @@ def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 def lrn_backward(dout, cache):
     """dL/dx of LRN from dout = dL/dout (N, C, H, W), for an odd window size. Returns dx.
 
-    Hint: the second term is ``2 * alpha * beta * x * window_sum(dout * out / s, size)``.
+    Hint: two terms, a direct one and a cross-channel one; the sum in the
+    second is again a window sum (of a product of arrays in the cache).
     """
     x, s, out, size, alpha, beta = cache
     # YOUR CODE HERE
     raise NotImplementedError("write your code in lrn_backward() in place of this line")
 
 
-# %% [check] lrn_backward
+# %% [check] lrn_backward  (2 points)
 
 # %% [markdown]
 # ## 6. Max pooling backward
@@ -204,10 +214,10 @@ def maxpool_forward(x, kernel_size=3, stride=2):
 def maxpool_backward(dout, cache):
     """dL/dx of max pooling from dout (N, C, Ho, Wo). Returns dx shaped like x.
 
-    Hint: loop over the k*k offsets (i, j). The windows whose maximum sits at
-    offset (i, j) are ``won = argmax == i * k + j``; their inputs are the
-    strided slice ``dx[:, :, i:i + s*(Ho-1) + 1:s, j:j + s*(Wo-1) + 1:s]``;
-    add ``xp.where(won, dout, 0)`` there (``+=``, so overlaps add up).
+    Hint: loop over the k*k offsets (i, j) of the window, not over pixels.
+    For one offset, the windows that won there and the inputs they point to
+    are a boolean array and a strided slice of dx; overlapping windows must
+    add up.
     """
     xp = get_array_module(dout)
     x_shape, argmax, k, s = cache
@@ -217,7 +227,7 @@ def maxpool_backward(dout, cache):
     raise NotImplementedError("write your code in maxpool_backward() in place of this line")
 
 
-# %% [check] maxpool_backward
+# %% [check] maxpool_backward  (2 points)
 
 # %% [markdown]
 # ## 7. Dropout, both forms
@@ -238,9 +248,8 @@ def dropout_forward(x, p=0.5, mode="inverted", training=True, mask=None, rng=Non
     ``mask`` (boolean, shape of x, True = keep) is used when given; otherwise
     draw it with ``rng.random(x.shape) >= p`` (rng a numpy Generator).
 
-    Hint: compute the factor each unit is multiplied by (mask / (1 - p),
-    mask, 1 or (1 - p)) once, keep it in the cache: backward is a product
-    with the same factor.
+    Hint: compute the factor each unit is multiplied by once and keep it in
+    the cache: backward is a product with the same factor.
     """
     # YOUR CODE HERE
     raise NotImplementedError("write your code in dropout_forward() in place of this line")
@@ -252,7 +261,7 @@ def dropout_backward(dout, cache):
     raise NotImplementedError("write your code in dropout_backward() in place of this line")
 
 
-# %% [check] dropout
+# %% [check] dropout  (1 point)
 
 # %% [markdown]
 # ## 8. Softmax cross-entropy
@@ -270,8 +279,8 @@ def softmax_cross_entropy(logits, labels):
 
     Returns ``(loss, dlogits)``: loss a float, dlogits (N, K) = dL/dlogits.
 
-    Hint: log p = z - max - log(sum(exp(z - max))); pick the label's entry
-    with ``logp[xp.arange(N), labels]``.
+    Hint: work with log-probabilities, after shifting each row so that exp
+    cannot overflow; ``a[xp.arange(N), labels]`` picks each row's label entry.
     """
     xp = get_array_module(logits)
     N, K = logits.shape
@@ -279,7 +288,7 @@ def softmax_cross_entropy(logits, labels):
     raise NotImplementedError("write your code in softmax_cross_entropy() in place of this line")
 
 
-# %% [check] softmax_cross_entropy
+# %% [check] softmax_cross_entropy  (2 points)
 
 # %% [markdown]
 # ## 9. The paper's SGD update (section 5)
@@ -295,7 +304,7 @@ def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
     raise NotImplementedError("write your code in sgd_momentum_update() in place of this line")
 
 
-# %% [check] sgd_momentum_update
+# %% [check] sgd_momentum_update  (1 point)
 
 # %% [markdown]
 # ## All checks
@@ -307,7 +316,5 @@ def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
 # %% [script]
 if __name__ == "__main__":
     import sys
-
-    from tinyalex.exercises.checks import run_all
 
     sys.exit(0 if run_all(globals()).all_passed else 1)

@@ -1,17 +1,17 @@
-"""Classroom exercises: the backward passes of AlexNet, with automatic checks.
+"""Classroom exercises: the backward passes of AlexNet, with automatic checks and a grader.
 
-* ``solutions.py`` -- the one source of truth: every exercise function with
-  its implementation between ``### BEGIN SOLUTION`` / ``### END SOLUTION``.
-* ``checks.py`` -- ``check_<name>(impl)`` for each exercise: known answers and
-  gradient checks against tinyalex's own layers, printed as PASS/FAIL with the
-  relative error and a hint; ``run_all(impl)`` gives the score.
-* ``generate.py`` -- ``python -m tinyalex exercises generate --out DIR`` writes
-  the student module and notebook (solutions replaced by
-  ``raise NotImplementedError``); ``python -m tinyalex exercises grade FILE``
-  runs every check on a student's module and prints the score.
+* ``checks.py`` -- each exercise's cases (public ones, and hidden ones drawn
+  from a seed), how the student's functions are called, and the verdict
+  against tinyalex's own layers; ``check_<name>(impl)`` for the notebook.
+* ``generate.py`` -- ``python -m tinyalex exercises generate --out DIR``
+  writes the student module and notebook from the solution source
+  (solutions/solutions.py in the repository, not installed with the package).
+* ``grade.py`` -- ``python -m tinyalex exercises grade FILES`` grades each
+  file in its own process (``worker.py``) with a timeout, after a syntax-tree
+  scan for shortcuts (``scan.py``); CSV, feedback files, a summary.
 
 See docs/teaching.md.
 """
-from .checks import CHECKS, CheckResult, Report, run_all
+from .checks import CHECKS, EXERCISES, CheckResult, Report, run_all
 
-__all__ = ["CHECKS", "CheckResult", "Report", "run_all"]
+__all__ = ["CHECKS", "EXERCISES", "CheckResult", "Report", "run_all"]

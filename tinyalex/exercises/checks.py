@@ -1,58 +1,78 @@
 """Automatic checks for the classroom exercises.
 
-Every check takes the student's implementation ``impl`` -- a module, an
-object with the functions as attributes, or a dict such as a notebook's
-``globals()`` -- runs known-answer tests and gradient checks against
-tinyalex's own layers, prints a verdict and returns a :class:`CheckResult`::
+Every exercise is an :class:`Exercise`: the functions the student writes,
+its points, a hint, and its test *cases*. A case holds the inputs and the
+answers of tinyalex's own layers (the references). Checking is split in two:
 
-    [PASS] conv_backward  worst relative error 3.1e-16 (tolerance 1e-07)
-    [FAIL] lrn_backward   worst relative error 9.7e-01 (tolerance 1e-07)
-           hint: ...
+* :meth:`Exercise.run` calls the student's functions on a case's inputs and
+  returns their outputs as plain arrays (this is the only part that runs the
+  student's code);
+* :meth:`Exercise.verdict` compares those outputs with the references and
+  decides PASS or FAIL.
 
-A check never raises because of the student's code: an exception (a stub's
-``NotImplementedError`` included) is reported as FAIL with its message.
-Everything runs in float64 on NumPy with small shapes (well under a second).
+In a notebook both halves run in the student's process
+(``check_conv_forward(globals())``): students check themselves. The grader
+(grade.py) runs only :meth:`Exercise.run` in a fresh process per submission
+and judges the returned arrays in its own process, where the submission
+cannot reach the references, the cases' answers or the verdict.
+
+Backward exercises get the reference forward pass's cache first (in the
+layout the handout's code reads), so a bug in a forward pass costs one
+point, not two; when that fails they get the student's own forward cache,
+since a docstring says the cache is "whatever your backward needs".
+
+The public cases are fixed: students run them. :func:`hidden_cases` draws
+more from a seed at grading time (shapes, strides, paddings, groups,
+non-square kernels, ties in max pooling, large logits). Everything is
+float64 NumPy with small shapes.
 """
 from __future__ import annotations
 
+import copy
 import traceback
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import layers as L
-from ..gradcheck import numerical_gradient, rel_error
+from ..gradcheck import rel_error
 from ..layers.lrn import window_sum as reference_window_sum
+from ..train.sgd import SGD
 
-__all__ = ["CheckResult", "Report", "CHECKS", "run_all", "run_check"] + [
+# What ``from tinyalex.exercises.checks import *`` gives a student: the check functions, nothing
+# that computes a reference answer.
+__all__ = ["CheckResult", "Report", "run_all", "check_all"] + [
     "check_conv_forward", "check_conv_backward", "check_window_sum", "check_lrn_forward",
     "check_lrn_backward", "check_maxpool_backward", "check_dropout",
-    "check_softmax_cross_entropy", "check_sgd_momentum_update", "check_all",
+    "check_softmax_cross_entropy", "check_sgd_momentum_update",
 ]
 
 F64 = np.float64
-TOL = 1e-7          # float64 forward/backward against tinyalex: round-off is ~1e-15
-GRAD_TOL = 1e-6     # central differences (h = 1e-5) in float64: ~1e-9 for correct code
+TOL = 1e-7          # float64 against tinyalex's layers: round-off is ~1e-15
+HANDOUT_CACHE = "the handout's cache from the reference forward"
+OWN_CACHE = "the cache of your own forward"
 
 
 class Mismatch(AssertionError):
-    """A known-answer test failed (wrong shape, wrong values, modified input...)."""
+    """A comparison failed outright (wrong shape, not an array, modified input...)."""
 
 
+# ---------------------------------------------------------------------------
+# verdicts
+# ---------------------------------------------------------------------------
 @dataclass
 class CheckResult:
-    """The verdict of one check: ``passed``, the worst relative error and each measurement."""
+    """The verdict of one exercise: ``passed``, the worst relative error and each measurement."""
 
     name: str
     passed: bool
-    error: float | None = None                      # worst relative error (None: did not get that far)
+    error: float | None = None                        # worst relative error (None: did not get that far)
     measurements: list = field(default_factory=list)  # (what, relative error, tolerance)
-    message: str = ""                                 # why it failed (exception or mismatch)
+    message: str = ""                                 # why it failed (exception, mismatch, cheat)
     hint: str = ""
 
-    def report(self, details=False) -> str:
-        """One line per check; every comparison listed when it failed (or ``details``)."""
+    def report(self, details=False, hints=True) -> str:
+        """One line per exercise; every comparison listed when it failed (or with ``details``)."""
         verdict = "PASS" if self.passed else "FAIL"
         err = "" if self.error is None else f"  worst relative error {self.error:.1e}"
         lines = [f"[{verdict}] {self.name:<24}{err}  ({len(self.measurements)} comparisons)"]
@@ -61,9 +81,19 @@ class CheckResult:
             lines.append(f"       {flag} {what:<62} {e:.1e}  (tolerance {tol:.0e})")
         if self.message:
             lines.append(f"       {self.message}")
-        if not self.passed and self.hint:
+        if hints and not self.passed and self.hint:
             lines.append(f"       hint: {self.hint}")
         return "\n".join(lines)
+
+    @property
+    def reason(self) -> str:
+        """A short reason for a failure: the message, else the first comparison over tolerance."""
+        if self.passed:
+            return ""
+        if self.message:
+            return self.message
+        bad = [w for w, e, tol in self.measurements if not e < tol]
+        return f"wrong answer: {bad[0]}" if bad else "no comparison made"
 
     def __str__(self):
         return self.report()
@@ -94,350 +124,670 @@ class Report:
         return f"Report(score {self.score}/{self.total})"
 
 
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
-def _fn(impl, name):
-    """The function ``name`` from a module, an object or a dict (notebook globals())."""
-    fn = impl.get(name) if isinstance(impl, dict) else getattr(impl, name, None)
-    if fn is None:
-        raise Mismatch(f"no function named {name!r} found: define {name}(...) with this exact name")
-    return fn
+@dataclass
+class Case:
+    """One test: ``inputs`` for the student's functions, ``expected`` outputs from the references.
+
+    ``expected`` maps an output name to its reference array; a name starting
+    with ``after:`` is an argument that must come back unchanged.
+    ``compare`` (optional) replaces the element-wise comparison.
+    """
+
+    label: str
+    inputs: dict
+    expected: dict
+    compare: object = None
 
 
-def _arr(a, what):
-    a = np.asarray(a)
-    if a.dtype == object:
-        raise Mismatch(f"{what} is not a numeric array (got {type(a).__name__})")
-    return a
+def describe_exception(e: BaseException) -> str:
+    """A student's exception as one line: what, message, and the line it came from."""
+    if isinstance(e, NotImplementedError):
+        return f"not implemented yet ({e})" if str(e) else "not implemented yet"
+    if isinstance(e, Mismatch):
+        return f"wrong answer: {e}"
+    if isinstance(e, SystemExit):
+        return f"called sys.exit({e.code!r}); remove it, a function must return its result"
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" (line {tb[-1].lineno} in {tb[-1].name})" if tb else ""
+    return f"raised {type(e).__name__}: {e}{where}"
 
 
-def _shape(a, expected, what):
-    a = _arr(a, what)
-    if a.shape != tuple(expected):
-        raise Mismatch(f"{what} has shape {a.shape}, expected {tuple(expected)}")
-    return a
-
-
-class _Measure:
-    """Collects (what, relative error, tolerance) rows."""
-
-    def __init__(self):
-        self.rows = []
-
-    def __call__(self, what, got, expected, tol=TOL):
-        got = _shape(got, np.shape(expected), what)
-        if not np.all(np.isfinite(got)):
-            raise Mismatch(f"{what} contains NaN or inf")
-        self.rows.append((what, rel_error(got, expected), tol))
-
-
-def _numeric(f, x, dout):
-    """Central-difference gradient of sum(f() * dout) w.r.t. x (x is perturbed in place)."""
-    return numerical_gradient(lambda: np.asarray(f(), dtype=F64), x, dout)
-
-
-def run_check(name, body, hint, impl, verbose=True) -> CheckResult:
-    """Run ``body(impl, measure)``, turning any exception into a FAIL with its message."""
-    measure = _Measure()
+def as_array(value, what) -> np.ndarray:
+    """A student's output as a float64 array, or Mismatch naming what it was."""
     try:
-        body(impl, measure)
-        message = ""
-    except NotImplementedError as e:
-        message = f"not implemented yet ({e})" if str(e) else "not implemented yet"
-    except Mismatch as e:
-        message = f"wrong answer: {e}"
-    except Exception as e:  # the student's code crashed: report it, do not crash the notebook
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" (line {tb[-1].lineno} in {tb[-1].name})" if tb else ""
-        message = f"raised {type(e).__name__}: {e}{where}"
-    errors = [e for _, e, _ in measure.rows]
-    passed = not message and all(e < tol for _, e, tol in measure.rows) and bool(measure.rows)
-    result = CheckResult(name, passed, max(errors) if errors else None, measure.rows, message, hint)
-    if verbose:
-        print(result.report())
-    return result
+        a = np.asarray(value, dtype=F64)
+    except (TypeError, ValueError):
+        raise Mismatch(f"{what} is not a numeric array (got {type(value).__name__})") from None
+    return a
 
 
-CHECKS: "OrderedDict[str, tuple]" = OrderedDict()   # name -> (body, hint)
+class _Functions(dict):
+    def __missing__(self, name):
+        raise Mismatch(f"no function named {name!r} found: define {name}(...) with this exact name")
 
 
-def _register(name, hint):
-    """Record ``body`` as the check of exercise ``name`` with the hint printed on failure."""
-    def deco(body):
-        CHECKS[name] = (body, hint)
-        return body
-    return deco
+class Exercise:
+    """One exercise: the functions written, points, hint, cases, and how to run them.
+
+    ``functions`` are the student's functions it calls, ``written`` those the
+    exercise is about (the others, forward passes, only give the cache of the
+    OWN_CACHE attempt). ``attempts`` maps an attempt's name to
+    ``run(fns, inputs) -> {name: array}`` (fns: the student's functions by
+    name). An exercise passes when one attempt passes every case.
+    """
+
+    def __init__(self, name, functions, points, hint, attempts, public, hidden, written=None):
+        self.name, self.functions, self.points = name, tuple(functions), points
+        self.written = tuple(written or functions)
+        self.hint, self.attempts = hint, attempts
+        self.public_cases, self.hidden_cases = public, hidden
+
+    def functions_of(self, impl) -> dict:
+        """The student's functions by name, from a module, an object or a dict (notebook globals()).
+
+        A missing one raises :class:`Mismatch` when an attempt asks for it.
+        """
+        fns = _Functions()
+        for name in self.functions:
+            fn = impl.get(name) if isinstance(impl, dict) else getattr(impl, name, None)
+            if callable(fn):
+                fns[name] = fn
+        return fns
+
+    def run(self, impl, cases) -> dict:
+        """Run the student's code on every case, every attempt; never raises for the student's code.
+
+        Returns {attempt: [outputs of case 0, ...]} where an outputs dict may
+        hold ``"!error"`` (the exception, described). An attempt stops at its
+        first exception.
+        """
+        runs = {}
+        fns = self.functions_of(impl)
+        for attempt, run in self.attempts.items():
+            outs = []
+            for case in cases:
+                try:
+                    got = run(fns, copy.deepcopy(case.inputs))
+                    outs.append({k: as_array(v, k) for k, v in got.items()})
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:       # SystemExit too: a student's sys.exit() is a failure
+                    outs.append({"!error": describe_exception(e)})
+                    break
+            runs[attempt] = outs
+        return runs
+
+    def verdict(self, cases, runs) -> CheckResult:
+        """Compare the outputs of each attempt with the references; the best attempt counts."""
+        results = [self._verdict_of(attempt, cases, outs) for attempt, outs in runs.items()]
+        if not results:
+            return CheckResult(self.name, False, message="no result came back", hint=self.hint)
+        best = next((r for r in results if r.passed), None)
+        if best is None:   # the attempt that got furthest: most comparisons within tolerance
+            best = max(results, key=lambda r: (sum(e < t for _, e, t in r.measurements), -len(r.measurements)))
+        best.hint = self.hint(best) if callable(self.hint) else self.hint
+        return best
+
+    def _verdict_of(self, attempt, cases, outs) -> CheckResult:
+        rows, message = [], ""
+        tag = f" [{attempt}]" if len(self.attempts) > 1 else ""
+        for case, got in zip(cases, outs):
+            if "!error" in got:
+                message = str(got["!error"])
+                break
+            try:
+                if case.compare is not None:
+                    rows.extend(case.compare(case, got))
+                else:
+                    rows.extend(_compare(case, got))
+            except Mismatch as e:
+                message = f"wrong answer: {e}"
+                break
+        if not message and len(outs) < len(cases):
+            message = "did not finish every case"
+        bad = [w for w, e, tol in rows if not e < tol]
+        if not message and bad and tag:
+            message = f"wrong answer: {bad[0]}"
+        if message and tag and not message.startswith("not implemented"):
+            message += f" (with {attempt})"
+        errors = [e for _, e, _ in rows]
+        passed = not message and bool(rows) and all(e < tol for _, e, tol in rows)
+        return CheckResult(self.name, passed, max(errors) if errors else None, rows, message)
+
+    def check(self, impl, verbose=True, hints=True) -> CheckResult:
+        """Run and judge the public cases in this process (the notebook's check cells)."""
+        cases = self.public_cases()
+        with reference_scope(self, impl):
+            runs = self.run(impl, cases)
+        result = self.verdict(cases, runs)
+        if verbose:
+            print(result.report(hints=hints))
+        return result
 
 
-def _rng(seed=0):
-    return np.random.default_rng(seed)
+def _compare(case, got):
+    rows = []
+    for key, expected in case.expected.items():
+        if key not in got:
+            raise Mismatch(f"{case.label}: no {key} came back")
+        value = got[key]
+        if key.startswith("after:"):
+            if value.shape != np.shape(expected) or not np.array_equal(value, expected):
+                raise Mismatch(f"{case.label}: the function modified its argument {key[6:]}; compute new arrays instead")
+            continue
+        what = f"{key} {case.label}"
+        if value.shape != np.shape(expected):
+            raise Mismatch(f"{what}: shape {value.shape}, expected {np.shape(expected)}")
+        if not np.all(np.isfinite(value)):
+            raise Mismatch(f"{what}: contains NaN or inf")
+        rows.append((what, rel_error(value, expected), TOL))
+    return rows
+
+
+class reference_scope:
+    """While an LRN exercise runs, the student's ``window_sum`` is the reference one.
+
+    So a bug in window_sum costs the window_sum point only. The student's
+    globals are restored afterwards.
+    """
+
+    def __init__(self, exercise, impl):
+        self.exercise, self.impl, self.saved = exercise, impl, []
+
+    def __enter__(self):
+        if self.exercise.name not in ("lrn_forward", "lrn_backward"):
+            return self
+        for name in self.exercise.functions:
+            fn = self.impl.get(name) if isinstance(self.impl, dict) else getattr(self.impl, name, None)
+            g = getattr(fn, "__globals__", None)
+            if isinstance(g, dict) and "window_sum" in g:
+                self.saved.append((g, g["window_sum"]))
+                g["window_sum"] = reference_window_sum
+        return self
+
+    def __exit__(self, *exc):
+        for g, value in reversed(self.saved):
+            g["window_sum"] = value
+        return False
+
 
 
 # ---------------------------------------------------------------------------
-# 1-2. convolution
+# references
 # ---------------------------------------------------------------------------
-CONV_CASES = [  # (N, C, H, W, F, k, stride, padding)
-    (2, 3, 7, 7, 4, 3, 1, 0),
-    (2, 3, 8, 7, 4, 3, 2, 1),
-    (1, 2, 9, 9, 3, 5, 2, 2),
-]
-
-
-def _reference_conv(W, b, stride, padding):
-    F, C, kh, kw = W.shape
-    conv = L.Conv2D(C, F, (kh, kw), stride=stride, padding=padding, dtype=F64)
+def reference_conv(W, b, stride, padding, groups=1):
+    """tinyalex's Conv2D (reference path, float64) with the given weights."""
+    F, Cg, kh, kw = W.shape
+    conv = L.Conv2D(Cg * groups, F, (kh, kw), stride=stride, padding=padding, groups=groups, dtype=F64)
+    conv.impl = "reference"
     conv.params["W"][...] = W
     conv.params["b"][...] = b
     return conv
 
 
-@_register("conv_forward", "out_mat = W.reshape(F, -1) @ cols has shape (F, N*Ho*Wo): reshape it to "
-           "(F, N, Ho, Wo) and transpose(1, 0, 2, 3) -- not reshape(N, F, ...) -- then add b.reshape(1, F, 1, 1).")
-def _conv_forward(impl, measure):
-    """Known answer on a 4x4 ramp, then tinyalex.layers.Conv2D on random inputs (3 stride/padding cases)."""
-    conv_forward = _fn(impl, "conv_forward")
-    x = np.arange(16, dtype=F64).reshape(1, 1, 4, 4)
-    out, _ = conv_forward(x, np.ones((1, 1, 2, 2)), np.array([1.0]), 1, 0)
-    expected = np.array([[11, 15, 19], [27, 31, 35], [43, 47, 51]], dtype=F64).reshape(1, 1, 3, 3)
-    measure("known answer: 2x2 box filter on a 4x4 ramp, bias 1", out, expected)
-    rng = _rng(1)
-    for N, C, H, W_, F, k, s, p in CONV_CASES:
-        x = rng.standard_normal((N, C, H, W_))
-        W, b = rng.standard_normal((F, C, k, k)), rng.standard_normal(F)
-        out, _ = conv_forward(x, W, b, s, p)
-        ref = _reference_conv(W, b, s, p).forward(x)
-        measure(f"vs Conv2D {k}x{k} stride {s} pad {p}, x {x.shape}", out, ref)
+def reference_lrn(size, alpha, beta, k):
+    lrn = L.LRN(size=size, alpha=alpha, beta=beta, k=k, convention="paper", dtype=F64)
+    lrn.impl = "reference"
+    return lrn
 
 
-@_register("conv_backward", "dW = dout_mat @ cols.T (shape (F, K), reshape to W.shape); dcols = W_mat.T @ dout_mat; "
-           "db sums dout over axes (0, 2, 3). If only dx is wrong, check col2im's arguments match im2col's.")
-def _conv_backward(impl, measure):
-    """dx, dW, db against Conv2D.backward and against central differences of your conv_forward."""
-    conv_forward, conv_backward = _fn(impl, "conv_forward"), _fn(impl, "conv_backward")
-    rng = _rng(2)
-    for i, (N, C, H, W_, F, k, s, p) in enumerate(CONV_CASES[:2]):
-        x = rng.standard_normal((N, C, H, W_))
-        W, b = rng.standard_normal((F, C, k, k)), rng.standard_normal(F)
-        out, cache = conv_forward(x, W, b, s, p)
-        dout = rng.standard_normal(np.shape(out))
-        dout_copy = dout.copy()
-        dx, dW, db = conv_backward(dout, cache)
-        if not np.array_equal(dout, dout_copy):
-            raise Mismatch("conv_backward modified its argument dout; compute new arrays instead")
-        ref = _reference_conv(W, b, s, p)
-        ref.forward(x)
-        rdx = ref.backward(dout)
-        tag = f"{k}x{k} stride {s} pad {p}"
-        measure(f"dx vs Conv2D.backward ({tag})", dx, rdx)
-        measure(f"dW vs Conv2D.backward ({tag})", dW, ref.grads["W"])
-        measure(f"db vs Conv2D.backward ({tag})", db, ref.grads["b"])
-        if i == 0:  # numerical gradients of the student's own forward pass
-            f = lambda: conv_forward(x, W, b, s, p)[0]
-            measure("dx vs numerical gradient", dx, _numeric(f, x, dout), GRAD_TOL)
-            measure("dW vs numerical gradient", dW, _numeric(f, W, dout), GRAD_TOL)
-            measure("db vs numerical gradient", db, _numeric(f, b, dout), GRAD_TOL)
+def reference_pool(k, s):
+    pool = L.MaxPool2D(k, s, dtype=F64)
+    pool.impl = "reference"
+    return pool
 
 
-# ---------------------------------------------------------------------------
-# 3-5. local response normalization
-# ---------------------------------------------------------------------------
-@_register("window_sum", "for offset d, out[:, i] += a[:, i + d] wherever 0 <= i + d < C: with lo = max(0, d) and "
-           "hi = min(C, C + d), that is out[:, lo - d:hi - d] += a[:, lo:hi]. Offsets run from -(size//2) to (size-1)//2.")
-def _window_sum(impl, measure):
-    """Known answer on ones, then tinyalex's window_sum for odd, even and oversized windows."""
-    window_sum = _fn(impl, "window_sum")
-    ones = np.ones((1, 6, 1, 1))
-    measure("known answer: size 5 over 6 channels of ones = 3 4 5 5 4 3",
-            window_sum(ones, 5), np.array([3, 4, 5, 5, 4, 3], dtype=F64).reshape(1, 6, 1, 1))
-    rng = _rng(3)
-    for C, size in [(7, 5), (7, 3), (6, 4), (5, 1), (3, 5)]:
-        a = rng.standard_normal((2, C, 3, 2))
-        measure(f"vs tinyalex window_sum, {C} channels, size {size}", window_sum(a, size), reference_window_sum(a, size))
-
-
-def _reference_lrn(size, alpha, beta, k):
-    return L.LRN(size=size, alpha=alpha, beta=beta, k=k, convention="paper", dtype=F64)
-
-
-@_register("lrn_forward", "s = k + alpha * window_sum(x * x, size) -- alpha is NOT divided by size in the paper -- "
-           "and out = x * s ** (-beta).")
-def _lrn_forward(impl, measure):
-    """Known answer on one channel, then tinyalex.layers.LRN (paper convention) with the paper's and a large alpha."""
-    lrn_forward = _fn(impl, "lrn_forward")
-    out, _ = lrn_forward(np.ones((1, 1, 1, 1)), 5, 0.5, 0.75, 2.0)
-    measure("known answer: one channel of 1, alpha 0.5: (2 + 0.5)^-0.75", out, np.full((1, 1, 1, 1), 2.5 ** -0.75))
-    rng = _rng(4)
-    for size, alpha, beta, k in [(5, 1e-4, 0.75, 2.0), (5, 0.5, 0.75, 2.0), (3, 0.3, 0.5, 1.0)]:
-        x = rng.standard_normal((2, 7, 3, 3))
-        out, _ = lrn_forward(x, size, alpha, beta, k)
-        measure(f"vs LRN(size={size}, alpha={alpha}, beta={beta}, k={k})", out,
-                _reference_lrn(size, alpha, beta, k).forward(x))
-
-
-@_register("lrn_backward", "two terms: the direct one dout * s**(-beta), and the cross-channel one "
-           "-2 * alpha * beta * x * window_sum(dout * out / s, size). A missing cross-channel term only shows "
-           "with a large alpha.")
-def _lrn_backward(impl, measure):
-    """dx against LRN.backward and central differences, with a large alpha so the cross-channel terms count."""
-    lrn_forward, lrn_backward = _fn(impl, "lrn_forward"), _fn(impl, "lrn_backward")
-    rng = _rng(5)
-    for size, alpha, beta, k in [(5, 0.5, 0.75, 2.0), (3, 0.3, 0.5, 1.0)]:
-        x = rng.standard_normal((2, 7, 3, 2))
-        out, cache = lrn_forward(x, size, alpha, beta, k)
-        dout = rng.standard_normal(x.shape)
-        dx = lrn_backward(dout, cache)
-        ref = _reference_lrn(size, alpha, beta, k)
-        ref.forward(x)
-        tag = f"size={size}, alpha={alpha}"
-        measure(f"dx vs LRN.backward ({tag})", dx, ref.backward(dout))
-        measure(f"dx vs numerical gradient ({tag})", dx,
-                _numeric(lambda: lrn_forward(x, size, alpha, beta, k)[0], x, dout), GRAD_TOL)
-
-
-# ---------------------------------------------------------------------------
-# 6. max pooling
-# ---------------------------------------------------------------------------
-@_register("maxpool_backward", "each window sends dout to ONE input, its argmax; loop over the k*k offsets and "
-           "use += on the strided slice dx[:, :, i:i + s*(Ho-1) + 1:s, j:j + s*(Wo-1) + 1:s], so that inputs "
-           "shared by overlapping windows collect every contribution.")
-def _maxpool_backward(impl, measure):
-    """Known answer (a centre maximum wins all four overlapping windows), MaxPool2D.backward, central differences."""
-    forward, backward = _fn(impl, "maxpool_forward"), _fn(impl, "maxpool_backward")
-    x = np.zeros((1, 1, 5, 5))
-    x[0, 0, 2, 2] = 1.0
-    out, cache = forward(x, 3, 2)
-    dx = backward(np.ones_like(out), cache)
-    expected = np.zeros((1, 1, 5, 5))
-    expected[0, 0, 2, 2] = 4.0
-    measure("known answer: 3/2 pool, the centre max wins 4 windows -> 4", dx, expected)
-    rng = _rng(6)
-    for k, s in [(3, 2), (2, 2)]:
-        x = rng.standard_normal((2, 3, 9, 7))      # continuous values: no ties
-        out, cache = forward(x, k, s)
-        dout = rng.standard_normal(np.shape(out))
-        dx = backward(dout, cache)
-        ref = L.MaxPool2D(k, s, dtype=F64)
-        ref.forward(x)
-        measure(f"dx vs MaxPool2D({k}, {s}).backward", dx, ref.backward(dout))
-        measure(f"dx vs numerical gradient ({k}/{s})", dx, _numeric(lambda: forward(x, k, s)[0], x, dout), GRAD_TOL)
-
-
-# ---------------------------------------------------------------------------
-# 7. dropout
-# ---------------------------------------------------------------------------
-@_register("dropout", "training: multiply by mask / (1 - p) (inverted) or by mask (paper); evaluation: by 1 "
-           "(inverted) or by (1 - p) (paper). Backward multiplies dout by the same factor.")
-def _dropout(impl, measure):
-    """Both modes in training (fixed mask) and evaluation against tinyalex.layers.Dropout, and the keep rate of random masks."""
-    forward, backward = _fn(impl, "dropout_forward"), _fn(impl, "dropout_backward")
-    rng = _rng(7)
-    x = rng.standard_normal((4, 6))
-    dout = rng.standard_normal((4, 6))
-    mask = rng.random((4, 6)) >= 0.5
-    for mode in ("inverted", "paper"):
-        for training in (True, False):
-            ref = L.Dropout(0.5, mode=mode, dtype=F64)
-            ref.set_mask(mask)
-            ref.train(training)
-            out, cache = forward(x, 0.5, mode, training, mask if training else None, None)
-            what = f"{mode}, {'training' if training else 'evaluation'}"
-            measure(f"forward vs Dropout ({what})", out, ref.forward(x))
-            measure(f"backward vs Dropout ({what})", backward(dout, cache), ref.backward(dout))
-    ones = np.ones((200, 100))
-    out, _ = forward(ones, 0.3, "inverted", True, None, _rng(8))
-    kept = float(np.mean(np.asarray(out) != 0))
-    if abs(kept - 0.7) > 0.02:
-        raise Mismatch(f"with p=0.3 a random mask should keep about 70% of units; yours kept {kept:.1%}")
-    measure("random mask, p=0.3: kept units are scaled to 1/0.7", np.asarray(out)[np.asarray(out) != 0].max(keepdims=True),
-            np.array([1 / 0.7]))
-
-
-# ---------------------------------------------------------------------------
-# 8. softmax cross-entropy
-# ---------------------------------------------------------------------------
-@_register("softmax_cross_entropy", "dlogits = (softmax(logits) - onehot(labels)) / N; subtract each row's max "
-           "before exp so logits of +-1000 stay finite; return the MEAN loss, not the sum.")
-def _softmax_ce(impl, measure):
-    """Known answers (uniform logits: log K), huge logits, SoftmaxCrossEntropy and central differences."""
-    sce = _fn(impl, "softmax_cross_entropy")
-    N, K = 4, 10
-    labels = np.array([0, 3, 9, 3])
-    loss, d = sce(np.zeros((N, K)), labels)
-    onehot = np.eye(K)[labels]
-    measure("known answer: zero logits give loss log(10)", np.array([float(loss)]), np.array([np.log(K)]))
-    measure("known answer: zero logits give dlogits (1/10 - onehot) / 4", d, (1.0 / K - onehot) / N)
-    big = np.array([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 0.0]])
-    loss, d = sce(big, np.array([0, 0]))
-    measure("huge logits (+-1000) stay finite: loss (0 + 1000) / 2", np.array([float(loss)]), np.array([500.0]))
-    rng = _rng(9)
-    z = rng.standard_normal((N, K)) * 3
-    loss, d = sce(z, labels)
-    ref = L.SoftmaxCrossEntropy(F64)
-    rl = ref.forward(z, labels)
-    measure("loss vs SoftmaxCrossEntropy", np.array([float(loss)]), np.array([float(rl)]))
-    measure("dlogits vs SoftmaxCrossEntropy.backward", d, ref.backward())
-    measure("dlogits vs numerical gradient", d, _numeric(lambda: np.array(float(sce(z, labels)[0])), z, 1.0), GRAD_TOL)
-
-
-# ---------------------------------------------------------------------------
-# 9. SGD with momentum and weight decay
-# ---------------------------------------------------------------------------
 def reference_sgd(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
     """The paper's rule (section 5), written out: v <- mu v - wd lr w - lr dw; w <- w + v."""
     v = momentum * v - weight_decay * lr * w - lr * dw
     return w + v, v
 
 
-@_register("sgd_momentum_update", "v = momentum * v - weight_decay * lr * w - lr * dw, then w = w + v (the NEW v); "
-           "return new arrays and leave the arguments unchanged.")
-def _sgd(impl, measure):
-    """Known answer of one step, three steps on random arrays, untouched inputs, tinyalex.train.SGD."""
-    step = _fn(impl, "sgd_momentum_update")
-    w, v = step(np.array([1.0]), np.array([0.5]), np.array([0.1]), 0.1)
-    measure("known answer: v = 0.09 - 0.00005 - 0.05 = 0.03995", v, np.array([0.03995]))
-    measure("known answer: w = 1 + 0.03995", w, np.array([1.03995]))
-    rng = _rng(10)
-    w = rng.standard_normal((3, 4))
-    v = np.zeros_like(w)
-    rw, rv = w.copy(), v.copy()
-    for _ in range(3):
-        dw = rng.standard_normal(w.shape)
-        w_in, dw_in, v_in = w, dw, v
-        copies = (w.copy(), dw.copy(), v.copy())
-        w, v = step(w_in, dw_in, v_in, 0.01, 0.9, 5e-4)
-        rw, rv = reference_sgd(rw, dw, rv, 0.01)
-        for name, arr, before in zip(("w", "dw", "v"), (w_in, dw_in, v_in), copies):
-            if not np.array_equal(arr, before):
-                raise Mismatch(f"sgd_momentum_update modified its argument {name}; return new arrays instead")
-    measure("w after 3 steps vs the paper's rule", w, rw)
-    measure("v after 3 steps vs the paper's rule", v, rv)
-    # and against tinyalex's optimizer, with a learning rate divided by 10 after two steps
-    from ..train.sgd import SGD
+# ---------------------------------------------------------------------------
+# 1-2. convolution
+# ---------------------------------------------------------------------------
+def _conv_case(x, W, b, stride, padding, groups, label, backward_rng=None):
+    ref = reference_conv(W, b, stride, padding, groups)
+    out = ref.forward(x)
+    inputs = dict(x=x, W=W, b=b, stride=stride, padding=padding, groups=groups)
+    kh, kw = W.shape[2:]
+    tag = f"{label}: x {x.shape}, W {W.shape}, stride {stride}, pad {padding}" + (f", groups {groups}" if groups > 1 else "")
+    if backward_rng is None:
+        return Case(tag, inputs, {"out": out})
+    dout = backward_rng.standard_normal(out.shape)
+    dx = ref.backward(dout)
+    cols = L.im2col(x, (kh, kw), (stride, stride), (padding, padding), groups)
+    inputs.update(dout=dout, cache=(x.shape, cols, W, stride, padding, groups))
+    return Case(tag, inputs, {"dx": dx, "dW": ref.grads["W"], "db": ref.grads["b"]})
 
-    w0 = rng.standard_normal((2, 3))
-    opt = SGD([("w", w0.copy())], lr=0.1, momentum=0.9, weight_decay=5e-4)
-    w, v = w0.copy(), np.zeros_like(w0)
-    for t in range(4):
-        lr = 0.1 if t < 2 else 0.01
-        dw = rng.standard_normal(w0.shape)
-        opt.lr = lr
-        opt.step({"w": dw})
-        w, v = step(w, dw, v, lr, 0.9, 5e-4)
-    measure("w after 4 steps (lr 0.1, then 0.01) vs tinyalex.train.SGD", w, dict(opt.named_parameters())["w"])
+
+CONV_CASES = [  # (N, C, H, W, F, kh, kw, stride, padding, groups)
+    (2, 3, 7, 7, 4, 3, 3, 1, 0, 1),
+    (2, 3, 8, 7, 4, 3, 3, 2, 1, 1),
+    (1, 2, 9, 9, 3, 5, 5, 2, 2, 1),
+    (2, 4, 6, 5, 4, 3, 2, 1, 1, 2),     # non-square kernel, two groups (the paper's towers)
+]
+
+
+def _conv_random(rng, N, C, H, W_, F, kh, kw, s, p, g, label, backward):
+    x = rng.standard_normal((N, C, H, W_))
+    W, b = rng.standard_normal((F, C // g, kh, kw)), rng.standard_normal(F)
+    return _conv_case(x, W, b, s, p, g, label, rng if backward else None)
+
+
+def _conv_public(backward):
+    def cases():
+        rng = np.random.default_rng(2 if backward else 1)
+        out = []
+        if not backward:
+            x = np.arange(16, dtype=F64).reshape(1, 1, 4, 4)
+            out.append(Case("known answer: 2x2 box filter on a 4x4 ramp, bias 1",
+                            dict(x=x, W=np.ones((1, 1, 2, 2)), b=np.array([1.0]), stride=1, padding=0, groups=1),
+                            {"out": np.array([[11, 15, 19], [27, 31, 35], [43, 47, 51]], dtype=F64).reshape(1, 1, 3, 3)}))
+        for c in CONV_CASES:
+            out.append(_conv_random(rng, *c, "vs Conv2D", backward))
+        return out
+    return cases
+
+
+def _conv_hidden(backward):
+    def cases(rng):
+        out = []
+        for _ in range(4):
+            g = int(rng.integers(1, 3))
+            C, F = g * int(rng.integers(1, 3)), g * int(rng.integers(1, 4))
+            kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+            s, p = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+            H, W_ = max(kh, int(rng.integers(3, 10))), max(kw, int(rng.integers(3, 10)))
+            out.append(_conv_random(rng, int(rng.integers(1, 4)), C, H, W_, F, kh, kw, s, p, g,
+                                    "hidden case vs Conv2D", backward))
+        return out
+    return cases
+
+
+def _conv_args(i):
+    extra = {"groups": i["groups"]} if i["groups"] != 1 else {}
+    return (i["x"], i["W"], i["b"], i["stride"], i["padding"]), extra
+
+
+def _run_conv_forward(fns, i):
+    args, extra = _conv_args(i)
+    out, _cache = fns["conv_forward"](*args, **extra)
+    return {"out": out}
+
+
+def _run_conv_backward_handout(fns, i):
+    dout = i["dout"]
+    dx, dW, db = fns["conv_backward"](dout, i["cache"])
+    return {"dx": dx, "dW": dW, "db": db, "after:dout": dout}
+
+
+def _run_conv_backward_own(fns, i):
+    args, extra = _conv_args(i)
+    _out, cache = fns["conv_forward"](*args, **extra)
+    dout = i["dout"]
+    dx, dW, db = fns["conv_backward"](dout, cache)
+    return {"dx": dx, "dW": dW, "db": db, "after:dout": dout}
+
+
+def _conv_backward_hint(result):
+    bad = {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+    if bad == {"dx"}:
+        return ("dW and db are right, dx is not: dcols is the transpose of the weight matrix times dout_mat, "
+                "with W used exactly as in the forward pass (not flipped), group by group; then col2im with the "
+                "forward's kernel size, stride, padding and groups.")
+    if "dW" in bad:
+        return ("dW pairs dout_mat with the columns of the forward pass, group by group; check the order of the "
+                "axes when you lay dout out as a matrix and when you reshape back to W's shape.")
+    if bad == {"db"}:
+        return "db sums dout over every axis except the filter axis."
+    return ("lay dout out like the forward product (filters first, then batch and positions); each gradient is "
+            "one matrix product per group with a matrix the forward pass kept.")
 
 
 # ---------------------------------------------------------------------------
-# public check functions and the runner
+# 3-5. local response normalization
+# ---------------------------------------------------------------------------
+def _window_public():
+    ones = np.ones((1, 6, 1, 1))
+    cases = [Case("known answer: size 5 over 6 channels of ones = 3 4 5 5 4 3", dict(a=ones, size=5),
+                  {"out": np.array([3, 4, 5, 5, 4, 3], dtype=F64).reshape(1, 6, 1, 1)})]
+    rng = np.random.default_rng(3)
+    for C, size in [(7, 5), (7, 3), (6, 4), (5, 1), (3, 5)]:
+        a = rng.standard_normal((2, C, 3, 2))
+        cases.append(Case(f"vs window_sum, {C} channels, size {size}", dict(a=a, size=size),
+                          {"out": reference_window_sum(a, size)}))
+    return cases
+
+
+def _window_hidden(rng):
+    cases = []
+    for _ in range(3):
+        C, size = int(rng.integers(1, 9)), int(rng.integers(1, 8))
+        a = rng.standard_normal((int(rng.integers(1, 3)), C, int(rng.integers(1, 4)), int(rng.integers(1, 4))))
+        cases.append(Case(f"hidden case: {C} channels, size {size}", dict(a=a, size=size),
+                          {"out": reference_window_sum(a, size)}))
+    return cases
+
+
+def _lrn_case(x, size, alpha, beta, k, label, backward_rng=None):
+    ref = reference_lrn(size, alpha, beta, k)
+    out = ref.forward(x)
+    inputs = dict(x=x, size=size, alpha=alpha, beta=beta, k=k)
+    tag = f"{label}: LRN(size={size}, alpha={alpha:.3g}, beta={beta:.3g}, k={k:.3g}), x {x.shape}"
+    if backward_rng is None:
+        return Case(tag, inputs, {"out": out})
+    dout = backward_rng.standard_normal(x.shape)
+    dx = ref.backward(dout)
+    inputs.update(dout=dout, cache=(x, ref.s, out, size, alpha, beta))
+    return Case(tag, inputs, {"dx": dx})
+
+
+def _lrn_public(backward):
+    def cases():
+        out = []
+        if not backward:
+            out.append(Case("known answer: one channel of 1, alpha 0.5: (2 + 0.5)^-0.75",
+                            dict(x=np.ones((1, 1, 1, 1)), size=5, alpha=0.5, beta=0.75, k=2.0),
+                            {"out": np.full((1, 1, 1, 1), 2.5 ** -0.75)}))
+        rng = np.random.default_rng(5 if backward else 4)
+        params = [(5, 0.5, 0.75, 2.0), (3, 0.3, 0.5, 1.0)] + ([] if backward else [(5, 1e-4, 0.75, 2.0)])
+        for size, alpha, beta, k in params:   # a large alpha: the cross-channel terms count
+            out.append(_lrn_case(rng.standard_normal((2, 7, 3, 2)), size, alpha, beta, k, "vs LRN",
+                                 rng if backward else None))
+        return out
+    return cases
+
+
+def _lrn_hidden(backward):
+    def cases(rng):
+        out = []
+        for _ in range(3):
+            size = int(rng.choice([1, 3, 5, 7]))       # odd: the handout's backward shortcut holds
+            x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(2, 10)), 2, 3))
+            out.append(_lrn_case(x, size, float(rng.uniform(0.1, 1.0)), float(rng.uniform(0.5, 1.0)),
+                                 float(rng.uniform(1.0, 3.0)), "hidden case vs LRN", rng if backward else None))
+        return out
+    return cases
+
+
+def _run_window_sum(fns, i):
+    a = i["a"]
+    return {"out": fns["window_sum"](a, i["size"]), "after:a": a}
+
+
+def _run_lrn_forward(fns, i):
+    out, _cache = fns["lrn_forward"](i["x"], i["size"], i["alpha"], i["beta"], i["k"])
+    return {"out": out}
+
+
+def _run_lrn_backward_handout(fns, i):
+    return {"dx": fns["lrn_backward"](i["dout"], i["cache"])}
+
+
+def _run_lrn_backward_own(fns, i):
+    _out, cache = fns["lrn_forward"](i["x"], i["size"], i["alpha"], i["beta"], i["k"])
+    return {"dx": fns["lrn_backward"](i["dout"], cache)}
+
+
+# ---------------------------------------------------------------------------
+# 6. max pooling
+# ---------------------------------------------------------------------------
+def _pool_case(x, k, s, label, rng):
+    ref = reference_pool(k, s)
+    out = ref.forward(x)
+    dout = np.ones(out.shape) if rng is None else rng.standard_normal(out.shape)
+    dx = ref.backward(dout)
+    cache = (x.shape, ref.argmax, k, s)         # the layout the handout's maxpool_forward returns
+    return Case(f"{label}: {k}/{s} pool, x {x.shape}", dict(x=x, k=k, s=s, dout=dout, cache=cache), {"dx": dx})
+
+
+def _pool_public():
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 1.0
+    cases = [_pool_case(x, 3, 2, "known answer: the centre maximum wins all 4 overlapping windows", None)]
+    cases.append(_pool_case(np.zeros((1, 1, 5, 5)), 3, 2,
+                            "ties: on a flat plateau each window sends its gradient to ONE input (the first)", None))
+    rng = np.random.default_rng(6)
+    for k, s in [(3, 2), (2, 2)]:
+        cases.append(_pool_case(rng.standard_normal((2, 3, 9, 7)), k, s, "vs MaxPool2D", rng))
+    return cases
+
+
+def _pool_hidden(rng):
+    cases = []
+    for tie in (False, True, True):
+        k = int(rng.integers(2, 4))
+        s = int(rng.integers(1, k + 1))
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(k, 10)), int(rng.integers(k, 10)))
+        x = rng.integers(0, 3, shape).astype(F64) if tie else rng.standard_normal(shape)
+        cases.append(_pool_case(x, k, s, "hidden case with ties vs MaxPool2D" if tie else "hidden case vs MaxPool2D", rng))
+    return cases
+
+
+def _run_pool_handout(fns, i):
+    return {"dx": fns["maxpool_backward"](i["dout"], i["cache"])}
+
+
+def _run_pool_own(fns, i):
+    _out, cache = fns["maxpool_forward"](i["x"], i["k"], i["s"])
+    return {"dx": fns["maxpool_backward"](i["dout"], cache)}
+
+
+# ---------------------------------------------------------------------------
+# 7. dropout
+# ---------------------------------------------------------------------------
+def _dropout_case(x, dout, p, mode, training, mask, label):
+    ref = L.Dropout(p, mode=mode, dtype=F64)
+    ref.set_mask(mask)
+    ref.train(training)
+    out = ref.forward(x)
+    what = f"{label}: {mode}, {'training' if training else 'evaluation'}, p={p:.3g}"
+    return Case(what, dict(x=x, dout=dout, p=p, mode=mode, training=training, mask=mask if training else None),
+                {"out": out, "dx": ref.backward(dout)})
+
+
+def _keep_rate(case, got):
+    out, p = got["out"], case.inputs["p"]
+    if out.shape != case.inputs["x"].shape:
+        raise Mismatch(f"{case.label}: out has shape {out.shape}, expected {case.inputs['x'].shape}")
+    kept = float(np.mean(out != 0))
+    if abs(kept - (1 - p)) > 0.02:
+        raise Mismatch(f"with p={p:.3g} a random mask should keep about {1 - p:.0%} of units; yours kept {kept:.1%}")
+    scale = out[out != 0]
+    return [(f"{case.label}: kept units are scaled to 1/(1-p)", rel_error(scale, np.full(scale.shape, 1 / (1 - p))), TOL)]
+
+
+def _dropout_public():
+    rng = np.random.default_rng(7)
+    x, dout = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    mask = rng.random((4, 6)) >= 0.5
+    cases = [_dropout_case(x, dout, 0.5, mode, training, mask, "vs Dropout")
+             for mode in ("inverted", "paper") for training in (True, False)]
+    cases.append(Case("random mask, p=0.3", dict(x=np.ones((200, 100)), dout=np.ones((200, 100)), p=0.3,
+                                                  mode="inverted", training=True, mask=None, seed=8),
+                      {}, compare=_keep_rate))
+    return cases
+
+
+def _dropout_hidden(rng):
+    cases = []
+    for mode in ("inverted", "paper"):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 8)))
+        p = float(rng.uniform(0.1, 0.8))
+        cases.append(_dropout_case(rng.standard_normal(shape), rng.standard_normal(shape), p, mode, True,
+                                   rng.random(shape) >= p, "hidden case vs Dropout"))
+    return cases
+
+
+def _run_dropout(fns, i):
+    rng = np.random.default_rng(i["seed"]) if "seed" in i else None
+    out, cache = fns["dropout_forward"](i["x"], i["p"], i["mode"], i["training"], i["mask"], rng)
+    return {"out": out, "dx": fns["dropout_backward"](i["dout"], cache)}
+
+
+# ---------------------------------------------------------------------------
+# 8. softmax cross-entropy
+# ---------------------------------------------------------------------------
+def _sce_case(logits, labels, label):
+    ref = L.SoftmaxCrossEntropy(F64)
+    loss = float(ref.forward(logits, labels))
+    return Case(f"{label}: logits {logits.shape}", dict(logits=logits, labels=labels),
+                {"loss": np.array(loss), "dlogits": ref.backward(), "after:logits": logits.copy()})
+
+
+def _sce_public():
+    labels = np.array([0, 3, 9, 3])
+    cases = [_sce_case(np.zeros((4, 10)), labels, "known answer: zero logits give loss log(10)"),
+             _sce_case(np.array([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 0.0]]), np.array([0, 0]),
+                       "huge logits (+-1000) stay finite")]
+    rng = np.random.default_rng(9)
+    cases.append(_sce_case(rng.standard_normal((4, 10)) * 3, labels, "vs SoftmaxCrossEntropy"))
+    return cases
+
+
+def _sce_hidden(rng):
+    cases = []
+    for scale in (1.0, 50.0, 2000.0):
+        N, K = int(rng.integers(1, 7)), int(rng.integers(2, 12))
+        cases.append(_sce_case(rng.standard_normal((N, K)) * scale, rng.integers(0, K, N),
+                               f"hidden case, logits of scale {scale:g}"))
+    return cases
+
+
+def _run_sce(fns, i):
+    logits = i["logits"]
+    loss, d = fns["softmax_cross_entropy"](logits, i["labels"])
+    return {"loss": np.array(float(loss)), "dlogits": d, "after:logits": logits}
+
+
+# ---------------------------------------------------------------------------
+# 9. SGD with momentum and weight decay
+# ---------------------------------------------------------------------------
+def _sgd_case(w, dws, v, lrs, momentum, wd, label, against_optimizer=False):
+    if against_optimizer:       # tinyalex.train.SGD, learning rate changed between steps
+        opt = SGD([("w", w.copy())], lr=lrs[0], momentum=momentum, weight_decay=wd)
+        for lr, dw in zip(lrs, dws):
+            opt.lr = lr
+            opt.step({"w": dw})
+        rw = dict(opt.named_parameters())["w"]
+        rv = None
+    else:
+        rw, rv = w, v
+        for lr, dw in zip(lrs, dws):
+            rw, rv = reference_sgd(rw, dw, rv, lr, momentum, wd)
+    expected = {"w": rw} if rv is None else {"w": rw, "v": rv}
+    expected.update({"after:w0": w, "after:v0": v, "after:dw0": dws[0]})
+    return Case(f"{label}: {len(lrs)} steps", dict(w=w, dws=dws, v=v, lrs=lrs, momentum=momentum, wd=wd), expected)
+
+
+def _sgd_public():
+    cases = [_sgd_case(np.array([1.0]), [np.array([0.5])], np.array([0.1]), [0.1], 0.9, 5e-4,
+                       "known answer: v = 0.09 - 0.00005 - 0.05 = 0.03995, w = 1.03995")]
+    rng = np.random.default_rng(10)
+    w = rng.standard_normal((3, 4))
+    cases.append(_sgd_case(w, [rng.standard_normal(w.shape) for _ in range(3)], np.zeros_like(w), [0.01] * 3,
+                           0.9, 5e-4, "vs the paper's rule"))
+    w = rng.standard_normal((2, 3))
+    cases.append(_sgd_case(w, [rng.standard_normal(w.shape) for _ in range(4)], np.zeros_like(w),
+                           [0.1, 0.1, 0.01, 0.01], 0.9, 5e-4, "vs tinyalex.train.SGD, lr 0.1 then 0.01",
+                           against_optimizer=True))
+    return cases
+
+
+def _sgd_hidden(rng):
+    w = rng.standard_normal((int(rng.integers(1, 5)), int(rng.integers(1, 5))))
+    n = int(rng.integers(2, 5))
+    return [_sgd_case(w, [rng.standard_normal(w.shape) for _ in range(n)], rng.standard_normal(w.shape) * 0.1,
+                      [float(rng.uniform(1e-3, 0.1)) for _ in range(n)], float(rng.uniform(0.5, 0.99)),
+                      float(rng.uniform(0, 1e-2)), "hidden case vs the paper's rule")]
+
+
+def _run_sgd(fns, i):
+    w, v = i["w"], i["v"]
+    w0, v0, dw0 = w, v, i["dws"][0]
+    for lr, dw in zip(i["lrs"], i["dws"]):
+        w, v = fns["sgd_momentum_update"](w, dw, v, lr, i["momentum"], i["wd"])
+    return {"w": w, "v": v, "after:w0": w0, "after:v0": v0, "after:dw0": dw0}
+
+
+# ---------------------------------------------------------------------------
+# the exercises, in handout order
+# ---------------------------------------------------------------------------
+def _both(handout, own):
+    return {HANDOUT_CACHE: handout, OWN_CACHE: own}
+
+
+EXERCISES = {e.name: e for e in [
+    Exercise("conv_forward", ["conv_forward"], 2,
+             "the whole convolution is one matrix product per group between the reshaped weights and the "
+             "columns im2col lays out; mind which axis comes first when you reshape the product back to "
+             "(N, F, Ho, Wo), and where the bias is broadcast.",
+             {"": _run_conv_forward}, _conv_public(False), _conv_hidden(False)),
+    Exercise("conv_backward", ["conv_forward", "conv_backward"], 3, _conv_backward_hint,
+             _both(_run_conv_backward_handout, _run_conv_backward_own), _conv_public(True), _conv_hidden(True),
+             written=["conv_backward"]),
+    Exercise("window_sum", ["window_sum"], 1,
+             "each offset d of the window adds a shifted slice of channels; work out, for an offset, which "
+             "channels have a neighbour at that offset, and test with sizes larger than C and even sizes.",
+             {"": _run_window_sum}, _window_public, _window_hidden),
+    Exercise("lrn_forward", ["lrn_forward"], 1,
+             "re-read section 3.3: which constant multiplies the sum of squares, and is it divided by the window "
+             "size in the paper?",
+             {"": _run_lrn_forward}, _lrn_public(False), _lrn_hidden(False)),
+    Exercise("lrn_backward", ["lrn_forward", "lrn_backward"], 2,
+             "every input appears in its own output and in its neighbours' denominators: the gradient has a direct "
+             "term and a cross-channel term, and the second one only shows with a large alpha. Derive both "
+             "(docs/math.md) and compare with your code term by term.",
+             _both(_run_lrn_backward_handout, _run_lrn_backward_own), _lrn_public(True), _lrn_hidden(True),
+             written=["lrn_backward"]),
+    Exercise("maxpool_backward", ["maxpool_forward", "maxpool_backward"], 2,
+             "each window sends its gradient to exactly ONE input, the winner recorded by the forward pass (the "
+             "first maximum on ties); where windows overlap an input collects from every window it won, so "
+             "accumulate instead of overwriting.",
+             _both(_run_pool_handout, _run_pool_own), _pool_public, _pool_hidden, written=["maxpool_backward"]),
+    Exercise("dropout", ["dropout_forward", "dropout_backward"], 1,
+             "write down the factor each unit is multiplied by in each of the four cases (two modes, training or "
+             "not) so that the expected output is the same in training and evaluation; backward uses the same "
+             "factor.",
+             {"": _run_dropout}, _dropout_public, _dropout_hidden),
+    Exercise("softmax_cross_entropy", ["softmax_cross_entropy"], 2,
+             "the loss is a mean over the batch, and so is its gradient; exp overflows for large logits unless you "
+             "first shift each row by a constant that does not change the softmax.",
+             {"": _run_sce}, _sce_public, _sce_hidden),
+    Exercise("sgd_momentum_update", ["sgd_momentum_update"], 1,
+             "re-read the update rule of section 5: which quantities are multiplied by the learning rate, and which "
+             "v is added to w? Return new arrays, do not write into the arguments.",
+             {"": _run_sgd}, _sgd_public, _sgd_hidden),
+]}
+
+CHECKS = EXERCISES           # the exercise names in handout order
+
+
+def hidden_cases(seed) -> dict:
+    """{exercise: [hidden cases]} drawn from ``seed`` (the grader's --seed)."""
+    rng = np.random.default_rng(seed)
+    return {name: ex.hidden_cases(np.random.default_rng(rng.integers(2 ** 63))) for name, ex in EXERCISES.items()}
+
+
+def grading_cases(seed) -> dict:
+    """{exercise: public cases + hidden cases from ``seed``}."""
+    hidden = hidden_cases(seed)
+    return {name: ex.public_cases() + hidden[name] for name, ex in EXERCISES.items()}
+
+
+# ---------------------------------------------------------------------------
+# public check functions (the notebook's check cells) and the runner
 # ---------------------------------------------------------------------------
 def _make(name):
-    body, hint = CHECKS[name]
+    ex = EXERCISES[name]
 
-    def check(impl, verbose=True) -> CheckResult:
-        return run_check(name, body, hint, impl, verbose)
+    def check(impl, verbose=True, hints=True) -> CheckResult:
+        return ex.check(impl, verbose, hints)
 
     check.__name__ = f"check_{name}"
-    check.__doc__ = f"Check exercise {name!r} of impl (a module, object or globals() dict).\n\n{body.__doc__}"
+    check.__doc__ = (f"Check exercise {name!r} of impl (a module, object or globals() dict) on the public cases; "
+                     "print PASS or FAIL, the worst relative error and, on failure, a hint.")
     return check
 
 
@@ -452,15 +802,14 @@ check_softmax_cross_entropy = _make("softmax_cross_entropy")
 check_sgd_momentum_update = _make("sgd_momentum_update")
 
 
-def run_all(impl, verbose=True) -> Report:
-    """Run every check on ``impl``; print each verdict and the score."""
-    results = [run_check(name, body, hint, impl, verbose) for name, (body, hint) in CHECKS.items()]
-    report = Report(results)
+def run_all(impl, verbose=True, hints=True) -> Report:
+    """Run every check on ``impl`` (public cases); print each verdict and the score."""
+    report = Report([ex.check(impl, verbose, hints) for ex in EXERCISES.values()])
     if verbose:
         print(f"\nscore: {report.score}/{report.total} checks passed")
     return report
 
 
-def check_all(impl, verbose=True) -> Report:
+def check_all(impl, verbose=True, hints=True) -> Report:
     """Alias of :func:`run_all` (the last cell of the student notebook)."""
-    return run_all(impl, verbose)
+    return run_all(impl, verbose, hints)

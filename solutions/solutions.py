@@ -12,7 +12,10 @@
 # `xp = get_array_module(x)` so your code also runs on CuPy.
 #
 # Run every check at once from a shell with
-# `python -m tinyalex exercises grade exercises.py`.
+# `python exercises.py` (or `python -m tinyalex exercises grade exercises.py`).
+# Your teacher's grader runs the same checks and more cases, drawn at random:
+# code that passes here only because of the particular numbers here fails
+# there. It also gives 0 to an exercise that calls tinyalex's own layers.
 
 # %%
 """tinyalex classroom exercises: the forward and backward passes of AlexNet's layers.
@@ -21,10 +24,10 @@ Students: write each function where it says ``raise NotImplementedError``,
 then run the check below it (in the notebook), or every check at once with
 ``python -m tinyalex exercises grade exercises.py``.
 
-Teachers: the one source of truth is tinyalex/exercises/solutions.py (the
-code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``); the student
-files exercises.py and exercises.ipynb are generated from it by
-``python -m tinyalex exercises generate --out DIR``. Do not edit them by hand.
+Write your code inside the functions; keep their names and arguments. You
+may import NumPy and use the helpers imported below (im2col, col2im,
+get_array_module); tinyalex's layers are what your code is checked against,
+so calling them scores 0.
 """
 import numpy as np
 
@@ -43,17 +46,25 @@ from tinyalex.layers import col2im, im2col
 #    \qquad out_{mat} \in \mathbb{R}^{F \times N H_o W_o}. $$
 #
 # Then reshape $(F, N, H_o, W_o)$, move the batch axis first and add the bias.
+#
+# With `groups` $= G$ (the paper's two towers), the first $F/G$ filters see only
+# the first $C/G$ input channels, and so on: `im2col(..., groups)` gives one
+# column matrix per group, shape $(G, K/G, N H_o W_o)$, and the product is one
+# per group.
 
 # %%
-def conv_forward(x, W, b, stride=1, padding=0):
-    """Convolution of x (N, C, H, W) with W (F, C, kh, kw) and bias b (F,).
+def conv_forward(x, W, b, stride=1, padding=0, groups=1):
+    """Convolution of x (N, C, H, W) with W (F, C/groups, kh, kw) and bias b (F,).
 
     Returns ``(out, cache)`` with out of shape (N, F, Ho, Wo),
     Ho = (H + 2 padding - kh) // stride + 1 (same for Wo), and ``cache``
-    whatever your ``conv_backward`` needs.
+    whatever your ``conv_backward`` needs (the grader first gives your
+    conv_backward the cache this handout's conv_backward reads,
+    ``(x_shape, cols, W, stride, padding, groups)``, then your own).
 
-    Hints: ``cols = im2col(x, (kh, kw), (stride, stride), (padding, padding))``
-    has shape (1, K, N*Ho*Wo); drop the leading 1 with ``cols[0]``.
+    Hints: ``cols = im2col(x, (kh, kw), (stride, stride), (padding, padding), groups)``
+    has shape (groups, K/groups, N*Ho*Wo); a batched matrix product
+    (``xp.matmul``) multiplies one matrix per group.
     """
     xp = get_array_module(x)
     N, C, H, W_in = x.shape
@@ -61,10 +72,11 @@ def conv_forward(x, W, b, stride=1, padding=0):
     Ho = (H + 2 * padding - kh) // stride + 1
     Wo = (W_in + 2 * padding - kw) // stride + 1
     ### BEGIN SOLUTION
-    cols = im2col(x, (kh, kw), (stride, stride), (padding, padding))[0]   # (K, N*Ho*Wo)
-    out = xp.matmul(W.reshape(F, -1), cols)                                # (F, N*Ho*Wo)
+    G = groups
+    cols = im2col(x, (kh, kw), (stride, stride), (padding, padding), G)  # (G, K/G, N*Ho*Wo)
+    out = xp.matmul(W.reshape(G, F // G, -1), cols)                       # (G, F/G, N*Ho*Wo)
     out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3) + b.reshape(1, F, 1, 1)
-    cache = (x.shape, cols, W, stride, padding)
+    cache = (x.shape, cols, W, stride, padding, groups)
     return out, cache
     ### END SOLUTION
 
@@ -85,20 +97,20 @@ def conv_backward(dout, cache):
 
     dout (N, F, Ho, Wo) is dL/dout; dx, dW, db have the shapes of x, W, b.
 
-    Hints: ``dout.transpose(1, 0, 2, 3).reshape(F, -1)`` is dout_mat.
-    ``col2im(dcols[None], x_shape, (kh, kw), (stride, stride), (padding, padding))``
-    adds every column back where it came from (put the leading 1 back with
-    ``[None]``).
+    Hints: lay dout out with the filters first, grouped like the forward
+    product. ``col2im(dcols, x_shape, (kh, kw), (stride, stride), (padding, padding), groups)``
+    adds every column entry back where im2col took it from.
     """
     xp = get_array_module(dout)
-    x_shape, cols, W, stride, padding = cache
+    x_shape, cols, W, stride, padding, groups = cache
     F, _, kh, kw = W.shape
     ### BEGIN SOLUTION
-    dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)                  # (F, N*Ho*Wo)
-    dW = xp.matmul(dout_mat, cols.T).reshape(W.shape)
+    G = groups
+    dout_mat = dout.transpose(1, 0, 2, 3).reshape(G, F // G, -1)         # (G, F/G, N*Ho*Wo)
+    dW = xp.matmul(dout_mat, cols.transpose(0, 2, 1)).reshape(W.shape)
     db = dout.sum(axis=(0, 2, 3))
-    dcols = xp.matmul(W.reshape(F, -1).T, dout_mat)                       # (K, N*Ho*Wo)
-    dx = col2im(dcols[None], x_shape, (kh, kw), (stride, stride), (padding, padding))
+    dcols = xp.matmul(W.reshape(G, F // G, -1).transpose(0, 2, 1), dout_mat)  # (G, K/G, N*Ho*Wo)
+    dx = col2im(dcols, x_shape, (kh, kw), (stride, stride), (padding, padding), G)
     return dx, dW, db
     ### END SOLUTION
 
@@ -122,9 +134,8 @@ def window_sum(a, size):
     out[:, i] = sum of a[:, j] for j from i - size//2 to i + (size-1)//2,
     leaving out channels outside 0..C-1. Returns an array shaped like a.
 
-    Hint: loop over the ``size`` offsets d = -size//2 ... (size-1)//2 (not over
-    channels or pixels) and add the shifted slice ``a[:, lo:hi]`` into
-    ``out[:, lo - d:hi - d]``.
+    Hint: loop over the ``size`` offsets of the window (not over channels or
+    pixels); for each offset, add a shifted slice of channels into ``out``.
     """
     xp = get_array_module(a)
     C = a.shape[1]
@@ -182,7 +193,8 @@ def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 def lrn_backward(dout, cache):
     """dL/dx of LRN from dout = dL/dout (N, C, H, W), for an odd window size. Returns dx.
 
-    Hint: the second term is ``2 * alpha * beta * x * window_sum(dout * out / s, size)``.
+    Hint: two terms, a direct one and a cross-channel one; the sum in the
+    second is again a window sum (of a product of arrays in the cache).
     """
     x, s, out, size, alpha, beta = cache
     ### BEGIN SOLUTION
@@ -226,10 +238,10 @@ def maxpool_forward(x, kernel_size=3, stride=2):
 def maxpool_backward(dout, cache):
     """dL/dx of max pooling from dout (N, C, Ho, Wo). Returns dx shaped like x.
 
-    Hint: loop over the k*k offsets (i, j). The windows whose maximum sits at
-    offset (i, j) are ``won = argmax == i * k + j``; their inputs are the
-    strided slice ``dx[:, :, i:i + s*(Ho-1) + 1:s, j:j + s*(Wo-1) + 1:s]``;
-    add ``xp.where(won, dout, 0)`` there (``+=``, so overlaps add up).
+    Hint: loop over the k*k offsets (i, j) of the window, not over pixels.
+    For one offset, the windows that won there and the inputs they point to
+    are a boolean array and a strided slice of dx; overlapping windows must
+    add up.
     """
     xp = get_array_module(dout)
     x_shape, argmax, k, s = cache
@@ -266,9 +278,8 @@ def dropout_forward(x, p=0.5, mode="inverted", training=True, mask=None, rng=Non
     ``mask`` (boolean, shape of x, True = keep) is used when given; otherwise
     draw it with ``rng.random(x.shape) >= p`` (rng a numpy Generator).
 
-    Hint: compute the factor each unit is multiplied by (mask / (1 - p),
-    mask, 1 or (1 - p)) once, keep it in the cache: backward is a product
-    with the same factor.
+    Hint: compute the factor each unit is multiplied by once and keep it in
+    the cache: backward is a product with the same factor.
     """
     ### BEGIN SOLUTION
     if not training:
@@ -307,8 +318,8 @@ def softmax_cross_entropy(logits, labels):
 
     Returns ``(loss, dlogits)``: loss a float, dlogits (N, K) = dL/dlogits.
 
-    Hint: log p = z - max - log(sum(exp(z - max))); pick the label's entry
-    with ``logp[xp.arange(N), labels]``.
+    Hint: work with log-probabilities, after shifting each row so that exp
+    cannot overflow; ``a[xp.arange(N), labels]`` picks each row's label entry.
     """
     xp = get_array_module(logits)
     N, K = logits.shape
@@ -353,7 +364,5 @@ def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
 # %% [script]
 if __name__ == "__main__":
     import sys
-
-    from tinyalex.exercises.checks import run_all
 
     sys.exit(0 if run_all(globals()).all_passed else 1)
