@@ -147,7 +147,7 @@ W = np.asarray(dict(model.named_parameters())["conv1.W"])
 print("conv1.W shape (kernels, channels, kh, kw):", W.shape)
 
 
-def draw_kernels(W, towers=2, cols=16, size=0.6):
+def draw_kernels(W, towers=2, cols=16, size=0.75):
     """Kernels (F, C, kh, kw) as images, each scaled to its own min..max; one block of rows per tower."""
     per = len(W) // towers
     cols = min(cols, per)
@@ -261,24 +261,28 @@ print("fc7 neighbours share the query's class more often than pixel neighbours: 
       "fc7 neighbours do NOT share the query's class more often than pixel neighbours: the effect does not show here.")
 
 # %%
-rows = 6
-fig, axes = plt.subplots(rows, 2 * K + 1, figsize=(1.2 * (2 * K + 1), 1.3 * rows))
-for r in range(rows):
+shown = [np.flatnonzero(q_y == c)[0] for c in range(len(classes)) if (q_y == c).any()][:6]   # one query per class
+fig, axes = plt.subplots(len(shown), 2 * K + 1, figsize=(1.2 * (2 * K + 1), 1.3 * len(shown)), squeeze=False)
+for row, r in enumerate(shown):
     qimg, _ = test_set.get_batch(q_idx[r:r + 1])
     imgs = [qimg[0]] + [train_set.get_batch(db_idx[j:j + 1])[0][0] for j in nn_f[r]] + \
            [train_set.get_batch(db_idx[j:j + 1])[0][0] for j in nn_p[r]]
     same = [None] + [db_y[j] == q_y[r] for j in nn_f[r]] + [db_y[j] == q_y[r] for j in nn_p[r]]
-    for cidx, (ax, im, ok) in enumerate(zip(axes[r], imgs, same)):
+    for cidx, (ax, im, ok) in enumerate(zip(axes[row], imgs, same)):
         ax.imshow(im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0), cmap="gray", interpolation="nearest")
         ax.set_xticks([]); ax.set_yticks([])
         for side in ax.spines.values():       # green frame: same class as the query, red: another class
             side.set_color("C0" if ok is None else ("C2" if ok else "C3")); side.set_linewidth(2)
-        if r == 0:
+        if row == 0:
             ax.set_title("query" if cidx == 0 else ("fc7 NN" if cidx <= K else "pixel NN"), fontsize=8)
-    axes[r, 0].set_ylabel(classes[q_y[r]], fontsize=8)
+    axes[row, 0].set_ylabel(classes[q_y[r]], fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# In the grid: one test query per class (blue frame), its 5 nearest training
+# images in fc7 space, then its 5 nearest in pixel space; a green frame marks
+# a neighbour of the query's class, a red one another class.
+#
 # **Reading the result.** In tinyalex's experiment (15 epochs on 10,000
 # CIFAR-10 images) fc7 neighbours shared the query's class 44.6% of the time
 # against 24.0% for pixel neighbours, and the effect grew with training (27.8%
