@@ -124,7 +124,7 @@ print(f"test: top-1 {history.test['top1']:.2%}, top-5 {history.test['top5']:.2%}
 # %%
 model, pipeline, classes, meta = load_trained(RUN_DIR)
 test_set = load_data(cfg)[2]                       # the trainer's test set, same images, same order
-ev = evaluate(model, test_set, pipeline)
+ev = evaluate(model, test_set, pipeline, cfg.eval_batch_size or 2 * cfg.batch_size)   # batched as the trainer did
 assert ev["n"] == history.test["n"] and abs(ev["top1"] - history.test["top1"]) < 1e-12
 print(f"test: top-1 {ev['top1']:.2%} on {ev['n']} images (the same model and images as the trainer's test)")
 counts = confusion_matrix(ev["labels"], ev["predictions"], len(classes))

@@ -301,7 +301,7 @@ plt.tight_layout(); plt.show()
 # test set (the same images, and so the same top-1, as the trainer's test):
 
 # %%
-ev = evaluate(model, test_set, pipeline)
+ev = evaluate(model, test_set, pipeline, cfg.eval_batch_size or 2 * cfg.batch_size)   # batched as the trainer did
 assert ev["n"] == test_json["n"] and abs(ev["top1"] - test_json["top1"]) < 1e-12
 print(f"test: top-1 {ev['top1']:.2%} on {ev['n']} images (the run's test set)")
 err = 1 - np.asarray(ev["per_class"])
