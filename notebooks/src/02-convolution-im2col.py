@@ -13,7 +13,18 @@
 # 224 the paper's text says.
 #
 # We write it first as loops, then as one matrix product (im2col), then
-# check its backward pass.
+# check its backward pass, and finally time the code tinyalex actually runs.
+#
+# **Two implementations, and which one runs.** The class you read here,
+# `Conv2D` in `tinyalex/layers/conv.py`, is the *reference*: im2col plus one
+# matrix product, written to be read, with its math in the docstring. It is
+# what `build_model(..., fast=False)` runs. Models built with `fast=True`
+# (the default) run the *fast* classes of `tinyalex/fast/conv.py`, which
+# compute the same numbers faster: `FastConv2D` (im2col with reused
+# workspaces and fewer copies) and `WinogradConv2D` (Winograd's minimal
+# filtering, Lavin and Gray 2015, for stride-1 3×3 and 5×5 layers: AlexNet's
+# conv2-conv5). `tinyalex.fast.implementations(fast=True)` picks the class
+# for each layer once, when the model is built. The last section times both.
 
 # %%
 import os
@@ -65,7 +76,10 @@ print("output", conv(x).shape, "| max difference loop vs tinyalex:", np.abs(conv
 # $$ out_{mat} = W_{mat}\; cols, \qquad W_{mat} \in \mathbb{R}^{F \times K},\ cols \in \mathbb{R}^{K \times P}, $$
 #
 # which BLAS (or cuBLAS) computes far faster than any loop. The price is
-# memory: each input pixel is copied into up to $k_h k_w / s^2$ columns.
+# memory: each input pixel is copied into several columns, $k_h k_w / s^2$
+# of them **on average** (ignoring the borders), and at most
+# $\lceil k_h / s \rceil \lceil k_w / s \rceil$. For conv1 (11×11, stride 4):
+# 7.6 on average, 9 at most.
 #
 # Here is what it lays out, for one 4×4 image with numbered pixels, a 2×2
 # kernel and stride 1: nine receptive fields, nine columns.
@@ -88,7 +102,16 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # Column 0 is the top-left 2×2 patch (0, 1, 4, 5); column 1 moves one pixel
 # right (1, 2, 5, 6). Pixel 5 appears in four columns: that duplication is
-# what the backward pass has to add back up.
+# what the backward pass has to add back up. Counting the copies of every
+# pixel for conv1's shape (one channel of a 227×227 image, 11×11 kernel,
+# stride 4):
+
+# %%
+ones = np.ones((1, 1, 227, 227))
+copies = col2im(im2col(ones, (11, 11), (4, 4), (0, 0)), ones.shape, (11, 11), (4, 4), (0, 0))   # A^T A 1
+inner = copies[0, 0, 11:-11, 11:-11]                    # away from the borders
+print(f"copies per pixel: mean {inner.mean():.2f} (kh kw / s^2 = {11 * 11 / 16:.2f}), "
+      f"max {int(copies.max())} (ceil(kh/s) ceil(kw/s) = {int(np.ceil(11 / 4)) ** 2})")
 
 # %% [markdown]
 # ## col2im is the adjoint of im2col
@@ -128,15 +151,56 @@ print(gradcheck(small, rng.standard_normal((2, 3, 7, 7))))
 # %% [markdown]
 # ## How much faster?
 #
-# Timing the loop against im2col on the same layer (small, so it runs in
-# seconds; the gap grows with size).
+# Three implementations of one convolution, timed on this machine (each the
+# best of a few runs; times depend on the machine and on what else runs on
+# it, so compare the ratios, not the milliseconds):
+#
+# 1. the loop above;
+# 2. the **reference** `Conv2D` (tinyalex/layers/conv.py): im2col and one
+#    matrix product, built here through `implementations(fast=False)`, which is
+#    what `build_model(..., fast=False)` does;
+# 3. the **fast** class that `implementations(fast=True)` picks for the same
+#    arguments (tinyalex/fast/conv.py: `WinogradConv2D` for this 3×3,
+#    stride-1 layer with 64 input channels, `FastConv2D` where Winograd does
+#    not apply). The cell prints the class that actually ran.
 
 # %%
+from tinyalex.fast import implementations
+
+
+def best_time(f, repeat=5):
+    """The fastest of `repeat` calls, after one warm-up call (the first call allocates workspaces)."""
+    f()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter(); out = f(); times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
 x = rng.standard_normal((4 if FAST else 8, 16, 16, 16))
-layer = Conv2D(16, 32, 3, padding=1, rng=rng, dtype=np.float64)
-t0 = time.perf_counter(); y_loop = conv_naive(x, layer.params["W"], layer.params["b"], 1, 1); t_loop = time.perf_counter() - t0
-t0 = time.perf_counter(); y_fast = layer(x); t_fast = time.perf_counter() - t0
-print(f"loop {t_loop * 1e3:.0f} ms, im2col {t_fast * 1e3:.1f} ms: {t_loop / t_fast:.0f}x faster, same result: {np.allclose(y_loop, y_fast)}")
+reference = implementations(fast=False).Conv2D(16, 32, 3, padding=1, rng=np.random.default_rng(1), dtype=np.float64)
+t0 = time.perf_counter(); y_loop = conv_naive(x, reference.params["W"], reference.params["b"], 1, 1); t_loop = time.perf_counter() - t0
+t_ref, y_ref = best_time(lambda: reference(x))
+print(f"16 -> 32 channels, 3x3, float64: loop {t_loop * 1e3:.0f} ms, reference im2col "
+      f"({type(reference).__name__}) {t_ref * 1e3:.2f} ms: {t_loop / t_ref:.0f}x faster, "
+      f"same result: {np.allclose(y_loop, y_ref)}")
+
+# A conv3-like layer (64 -> 64 channels, 3x3, stride 1, 13x13 maps), float32 as in training:
+x32 = rng.standard_normal((16 if FAST else 64, 64, 13, 13)).astype(np.float32)
+ref32 = implementations(fast=False).Conv2D(64, 64, 3, padding=1, rng=np.random.default_rng(2))
+fast32 = implementations(fast=True).Conv2D(64, 64, 3, padding=1, rng=np.random.default_rng(2))
+t_ref32, y_ref32 = best_time(lambda: ref32(x32))
+t_fast32, y_fast32 = best_time(lambda: fast32(x32))
+print(f"64 -> 64 channels, 3x3, float32, batch {len(x32)}: reference ({type(ref32).__name__}, layers/conv.py) "
+      f"{t_ref32 * 1e3:.1f} ms, fast ({type(fast32).__name__}) {t_fast32 * 1e3:.1f} ms: "
+      f"{t_ref32 / t_fast32:.1f}x; largest difference {np.abs(y_ref32 - y_fast32).max():.1e} "
+      f"(of outputs up to {np.abs(y_ref32).max():.1f})")
+
+# %% [markdown]
+# The fast path gives the same numbers up to float32 rounding (Winograd
+# reorders the additions). Its speed-up depends on the shape and the
+# machine; the measured tables for AlexNet's layers are in
+# docs/performance.md, and `python -m tinyalex bench` re-measures them.
 
 # %% [markdown]
 # **Try it:** the classroom exercise `conv_forward` / `conv_backward`

@@ -6,8 +6,15 @@
 # GPU, with one additional trick: the GPUs communicate only in certain
 # layers." conv3 takes input from all kernel maps of conv2; conv2, conv4 and
 # conv5 only from the maps on their own GPU; the fully connected layers from
-# everything. The split cut top-1/top-5 error by 1.7%/1.2% against a net with
-# half as many kernels per conv layer on one GPU.
+# everything.
+#
+# | | two towers vs one tower with half the kernels | source |
+# |---|---|---|
+# | paper, ImageNet | two towers better by 1.7% top-1 (1.2% top-5) | section 3.2 |
+# | **tinyalex, measured** (Fashion-MNIST, small 3-conv net, 4000 images, 4 epochs, 2 seeds) | two towers 25.1% ± 0.6, one tower 23.5% ± 0.1 test error: **not reproduced** (both nets underfit, so extra kernels cannot pay) | docs/results.md §6, 2026-11-22 |
+#
+# Re-run it with `python -m tinyalex experiment towers`; the long CIFAR-10
+# run that would test the paper's capacity argument is not yet measured.
 #
 # tinyalex builds this net literally — tower A on device $d_0$, tower B on
 # $d_1$, explicit copies between them — and checks it on a laptop with the
@@ -40,19 +47,35 @@ print(split.summary())
 # ## Bytes exchanged
 #
 # Per image and per pass (the backward pass sends as many bytes back),
-# float32. The largest item is the image itself (copied to the second
-# device); of the exchanges, the one before conv3 moves whole 13×13 maps, the
-# fc crossings only 4096-vectors.
+# float32. Two kinds of traffic, drawn apart below:
+#
+# * **the input copy and the logits gather**: tinyalex keeps the batch on
+#   tower A's device and copies each image to tower B (3×227×227 floats),
+#   then gathers B's half of the logits. This is not communication between
+#   the towers, and the paper does not describe it: each GPU can receive the
+#   batch from host memory directly.
+# * **the exchanges between the towers**, the paper's "GPUs communicate only in
+#   certain layers": the one before conv3 moves whole 13×13 maps, the fc
+#   crossings only 4096-vectors.
 
 # %%
 per_image = transfer_bytes_per_image(split)
-for name, nbytes in per_image.items():
-    print(f"{name:10s} {nbytes:>10,d} B")
+plumbing = {k: v for k, v in per_image.items() if k in ("input", "logits")}     # input copy, logits gather
+exchanges = {k: v for k, v in per_image.items() if k not in plumbing}            # the paper's tower exchanges
+for title, part in [("input copy and logits gather", plumbing), ("exchanges between the towers", exchanges)]:
+    print(title)
+    for name, nbytes in part.items():
+        print(f"  {name:10s} {nbytes:>10,d} B")
+    print(f"  {'subtotal':10s} {sum(part.values()):>10,d} B")
 total = sum(per_image.values())
-print(f"total      {total:>10,d} B per image, forward  ->  {total * 128 * 2 / 2**20:.0f} MiB per batch of 128, forward + backward")
-plt.figure(figsize=(7, 3))
-plt.bar(list(per_image), [v / 1024 for v in per_image.values()])
-plt.ylabel("KiB per image, forward"); plt.title("what crosses between the two GPUs"); plt.show()
+print(f"total        {total:>10,d} B per image, forward  ->  {total * 128 * 2 / 2**20:.0f} MiB per batch of 128, "
+      f"forward + backward ({sum(exchanges.values()) * 128 * 2 / 2**20:.0f} MiB of it between the towers)")
+fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True, gridspec_kw={"width_ratios": [len(plumbing), len(exchanges)]})
+axes[0].bar(list(plumbing), [v / 1024 for v in plumbing.values()], color="C7")
+axes[0].set_title("input copy, logits gather\n(not in the paper)"); axes[0].set_ylabel("KiB per image, forward")
+axes[1].bar(list(exchanges), [v / 1024 for v in exchanges.values()], color="C0")
+axes[1].set_title("exchanges between the towers\n(the paper's 'communicate only in certain layers')")
+plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## The split net is the grouped convolution
