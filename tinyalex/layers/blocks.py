@@ -95,10 +95,9 @@ class Concat(Layer):
     def backward(self, dout):
         need_cache(self, "channels")
         check_dout(self, dout, self.out_shape)
-        xp = get_array_module(dout)
         dx, lo = None, 0
         for branch, c in zip(self.branches.values(), self.channels):
-            d = branch.backward(xp.ascontiguousarray(dout[:, lo:lo + c]))   # its own channels
+            d = branch.backward(dout[:, lo:lo + c].copy())                   # its own channels
             dx = d if dx is None else dx + d                                 # x fed every branch: add
             lo += c
         return dx
