@@ -110,9 +110,12 @@ def _is_stage(layer):
 
 
 def _describe(layer):
-    impl = getattr(layer, "impl", None)
+    """The class that runs (with its implementation): "Conv2D (fast)", "Pad2D+MaxPool2D (fast)"."""
+    if type(layer) is Sequential:
+        return "+".join(_describe(l) for l in layer.layers.values())
     if isinstance(layer, WithoutBias):
-        impl = getattr(layer.conv, "impl", None)
+        return _describe(layer.conv) + " no bias"
+    impl = getattr(layer, "impl", None)
     return type(layer).__name__ + (f" ({impl})" if impl else "")
 
 
