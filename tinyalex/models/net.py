@@ -72,7 +72,10 @@ class Net(Sequential):
 
     def requires_input_grad(self, flag=True):
         """False: the first convolution skips its input gradient (the input is data)."""
-        first = next(l for _, l in self.named_layers() if isinstance(l, Conv2D))
+        first = next(iter(self.layers.values()))                 # conv1 in every network here
+        first = first.conv if isinstance(first, WithoutBias) else first
+        if not isinstance(first, Conv2D):
+            raise ValueError(f"{self.name}: the first layer is {first}, not a convolution")
         first.compute_input_grad = bool(flag)
         return self
 
