@@ -266,3 +266,22 @@ def test_complexity_table_is_computed_from_the_models():
     # the papers: VGG-16 15.5G (commonly quoted), GoogLeNet "1.5 billion", ResNet-50 "3.8 x 10^9"
     assert gmacs["vgg16"] == 15.47 and gmacs["googlenet"] == 1.58 and gmacs["resnet50"] == 3.86
     assert gmacs["alexnet"] < gmacs["zfnet"] < gmacs["googlenet"] < gmacs["resnet50"] < gmacs["vgg16"]
+
+
+@pytest.mark.parametrize("name", ["resnet20-small", "zfnet-small"])
+def test_small_variant_learns_a_fixed_batch_with_sgd(name):
+    """Ten SGD steps on one batch of 8 images lower the loss a lot: forward, backward and update fit together."""
+    from tinyalex.layers import SoftmaxCrossEntropy
+    from tinyalex.train.sgd import SGD
+
+    rng = np.random.default_rng(0)
+    model = SUCCESSORS[name](num_classes=4, seed=0)
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 4, 8)
+    loss_fn, opt = SoftmaxCrossEntropy(), SGD(model, lr=0.02, momentum=0.9, weight_decay=0.0)
+    losses = []
+    for _ in range(10):
+        losses.append(float(loss_fn.forward(model.forward(x), y)))
+        model.backward(loss_fn.backward())
+        opt.step()
+    assert losses[-1] < 0.5 * losses[0], losses
