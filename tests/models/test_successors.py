@@ -247,10 +247,14 @@ def test_requires_input_grad_false_skips_the_first_layers_input_gradient():
     assert model.backward(np.ones_like(out)) is None
 
 
-def test_builders_record_their_arguments_in_config():
-    model = SUCCESSORS["googlenet-small"](num_classes=7, seed=3)
-    assert model.config["name"] == "googlenet-small" and model.config["num_classes"] == 7
-    assert model.config["seed"] == 3 and model.config["input_shape"] == (1, 28, 28)
+def test_config_rebuilds_the_same_network_through_the_registry(rng):
+    model = SUCCESSORS["googlenet-small"](num_classes=7, seed=3, aux=True, dtype=f64)
+    config = dict(model.config)
+    assert config == {"name": "googlenet-small", "num_classes": 7, "input_shape": (1, 28, 28), "fast": True,
+                      "dtype": "float64", "seed": 3, "aux": True}
+    again = SUCCESSORS[config.pop("name")](**config)
+    x = rng.standard_normal((2, 1, 28, 28))
+    np.testing.assert_array_equal(model.eval().forward(x), again.eval().forward(x))
 
 
 def test_summary_lists_every_layer_and_the_total():

@@ -92,9 +92,9 @@ class GoogLeNet(Net):
 
     def __init__(self, num_classes, input_shape, conv1=(7, 2, 3), stem_pool_stride=2, width=1.0, aux=False,
                  dropout=0.4, name="googlenet", fast=True, dtype=numpy.float32, seed=0):
-        super().__init__(name, num_classes, input_shape, dtype,
-                         dict(conv1=tuple(conv1), stem_pool_stride=stem_pool_stride, width=width, aux=aux,
-                              dropout=dropout, fast=fast, seed=seed))
+        super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
+            conv1=tuple(conv1), stem_pool_stride=stem_pool_stride, width=width,
+            dropout=dropout), aux=bool(aux))
         L, dt = implementations(fast), self.dtype
         rng = numpy.random.default_rng(seed)
 

@@ -19,7 +19,8 @@ from collections import OrderedDict
 
 import numpy
 
-from ..layers import Concat, Conv2D, Layer, Linear, Residual, Sequential, WithoutBias, infer_shape
+from ..layers import (Concat, Conv2D, Dropout, Flatten, Layer, Linear, Residual, Sequential, WithoutBias,
+                      infer_shape)
 
 __all__ = ["Net", "trace", "multiply_adds"]
 
@@ -27,14 +28,17 @@ __all__ = ["Net", "trace", "multiply_adds"]
 class Net(Sequential):
     """A model whose layers are its attributes, run in the order they were assigned.
 
-    Subclasses call ``super().__init__(name, num_classes, input_shape, dtype, config)``
+    Subclasses call ``super().__init__(name, num_classes, input_shape, dtype, fast, seed, arch)``
     first, then assign layers; ``self.shape()`` is the output shape of the
     layers assigned so far (per image), raising a clear error if the input
-    is too small for them. ``config`` holds the builder's arguments, so
-    ``build(**model.config)`` makes the same architecture again.
+    is too small for them. ``config`` holds the registry builder's
+    arguments (name, num_classes, input_shape, fast, dtype, seed, and
+    ``extra`` ones such as GoogLeNet's aux), so
+    ``SUCCESSORS[config["name"]](**rest of config)`` builds the same network
+    again; ``arch`` holds the numbers the builder chose (widths, strides...).
     """
 
-    def __init__(self, name, num_classes, input_shape, dtype, config):
+    def __init__(self, name, num_classes, input_shape, dtype, fast, seed, arch, **extra):
         super().__init__(dtype=dtype)
         if not isinstance(num_classes, (int, numpy.integer)) or num_classes < 1:
             raise ValueError(f"{name}: num_classes must be a positive integer, got {num_classes!r}")
@@ -42,8 +46,9 @@ class Net(Sequential):
         if len(input_shape) != 3 or min(input_shape) < 1:
             raise ValueError(f"{name}: input_shape must be (C, H, W), got {input_shape}")
         self.name, self.num_classes, self.input_shape = name, int(num_classes), input_shape
-        self.config = OrderedDict(config, name=name, num_classes=self.num_classes,
-                                  input_shape=input_shape, dtype=self.dtype.name)
+        self.config = OrderedDict(name=name, num_classes=self.num_classes, input_shape=input_shape,
+                                  fast=bool(fast), dtype=self.dtype.name, seed=seed, **extra)
+        self.arch = OrderedDict(arch)
 
     def __setattr__(self, name, value):
         if isinstance(value, Layer) and "layers" in self.__dict__:
@@ -69,6 +74,25 @@ class Net(Sequential):
     def features(self):
         """The number of values per image after the layers assigned so far (the width fc6 reads)."""
         return int(numpy.prod(self.shape()))
+
+    def alexnet_classifier(self, L, fc_sizes, dropout, rng, seed):
+        """AlexNet's classifier, which ZFNet and VGG keep: flatten, fc6, relu6, drop6, fc7, relu7, drop7, fc8.
+
+        fc6 reads every value of the last map (``self.features()``); the
+        dropout layers (probability ``dropout``, none if 0) come after
+        relu6 and relu7, as in AlexNet.
+        """
+        dt = self.dtype
+        self.flatten = Flatten(dt)
+        self.fc6 = L.Linear(self.features(), fc_sizes[0], rng=rng, dtype=dt)
+        self.relu6 = L.ReLU(dt)
+        if dropout:
+            self.drop6 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 6, dtype=dt)
+        self.fc7 = L.Linear(fc_sizes[0], fc_sizes[1], rng=rng, dtype=dt)
+        self.relu7 = L.ReLU(dt)
+        if dropout:
+            self.drop7 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 7, dtype=dt)
+        self.fc8 = L.Linear(fc_sizes[1], self.num_classes, rng=rng, dtype=dt)
 
     def requires_input_grad(self, flag=True):
         """False: the first convolution skips its input gradient (the input is data)."""

@@ -109,9 +109,9 @@ class ResNet(Net):
                              f"shortcut 'A' or 'B'; got {block!r}, {stem!r}, {shortcut!r}")
         if len(blocks) != len(widths):
             raise ValueError(f"{name}: one width per stage: got blocks {blocks} and widths {widths}")
-        super().__init__(name, num_classes, input_shape, dtype,
-                         dict(block=block, blocks=tuple(blocks), widths=tuple(widths), stem=stem,
-                              shortcut=shortcut, fast=fast, seed=seed))
+        super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
+            block=block, blocks=tuple(blocks), widths=tuple(widths), stem=stem,
+            shortcut=shortcut))
         L, dt = implementations(fast), self.dtype
         rng = numpy.random.default_rng(seed)
         Block = BLOCKS[block]

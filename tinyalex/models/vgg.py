@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy
 
 from ..fast import implementations
-from ..layers import Dropout, Flatten
 from .net import Net
 
 __all__ = ["VGG", "CONFIGS", "vgg11", "vgg16", "vgg11_small", "vgg11_cifar"]
@@ -34,9 +33,9 @@ class VGG(Net):
                  dtype=numpy.float32, seed=0):
         if config not in CONFIGS:
             raise ValueError(f"{name}: config must be one of {', '.join(CONFIGS)}, got {config!r}")
-        super().__init__(name, num_classes, input_shape, dtype,
-                         dict(config=config, widths=tuple(widths), fc_sizes=tuple(fc_sizes),
-                              first_padding=first_padding, dropout=dropout, fast=fast, seed=seed))
+        super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
+            config=config, widths=tuple(widths), fc_sizes=tuple(fc_sizes),
+            first_padding=first_padding, dropout=dropout))
         L, dt = implementations(fast), self.dtype
         rng = numpy.random.default_rng(seed)
         cin = self.input_shape[0]
@@ -47,16 +46,7 @@ class VGG(Net):
                 setattr(self, f"relu{stage}_{i}", L.ReLU(dt))
                 cin = width
             setattr(self, f"pool{stage}", L.MaxPool2D(2, 2, dtype=dt))
-        self.flatten = Flatten(dt)
-        self.fc6 = L.Linear(self.features(), fc_sizes[0], rng=rng, dtype=dt)
-        self.relu6 = L.ReLU(dt)
-        if dropout:
-            self.drop6 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 6, dtype=dt)
-        self.fc7 = L.Linear(fc_sizes[0], fc_sizes[1], rng=rng, dtype=dt)
-        self.relu7 = L.ReLU(dt)
-        if dropout:
-            self.drop7 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 7, dtype=dt)
-        self.fc8 = L.Linear(fc_sizes[1], self.num_classes, rng=rng, dtype=dt)
+        self.alexnet_classifier(L, fc_sizes, dropout, rng, seed)      # flatten, fc6 ... fc8
 
 
 def vgg11(num_classes=1000, input_shape=(3, 224, 224), fast=True, dtype=numpy.float32, seed=0):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy
 
 from ..fast import implementations
-from ..layers import MaxPool2D, Dropout, Flatten, Pad2D
+from ..layers import MaxPool2D, Pad2D
 from .net import Net
 
 __all__ = ["ZFNet", "zfnet", "zfnet_small", "zfnet_cifar"]
@@ -50,9 +50,9 @@ class ZFNet(Net):
 
     def __init__(self, num_classes, input_shape, channels, fc_sizes, conv1, conv2, dropout=0.5,
                  name="zfnet", fast=True, dtype=numpy.float32, seed=0):
-        super().__init__(name, num_classes, input_shape, dtype,
-                         dict(channels=tuple(channels), fc_sizes=tuple(fc_sizes), conv1=tuple(conv1),
-                              conv2=tuple(conv2), dropout=dropout, fast=fast, seed=seed))
+        super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
+            channels=tuple(channels), fc_sizes=tuple(fc_sizes), conv1=tuple(conv1),
+            conv2=tuple(conv2), dropout=dropout))
         L, dt = implementations(fast), self.dtype
         rng = numpy.random.default_rng(seed)
         c1, c2, c3, c4, c5 = channels
@@ -76,16 +76,7 @@ class ZFNet(Net):
         self.conv5 = L.Conv2D(c4, c5, 3, 1, 1, rng=rng, dtype=dt)
         self.relu5 = L.ReLU(dt)
         self.pool5 = _switch_pool(dt)
-        self.flatten = Flatten(dt)
-        self.fc6 = L.Linear(self.features(), fc_sizes[0], rng=rng, dtype=dt)
-        self.relu6 = L.ReLU(dt)
-        if dropout:
-            self.drop6 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 6, dtype=dt)
-        self.fc7 = L.Linear(fc_sizes[0], fc_sizes[1], rng=rng, dtype=dt)
-        self.relu7 = L.ReLU(dt)
-        if dropout:
-            self.drop7 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 7, dtype=dt)
-        self.fc8 = L.Linear(fc_sizes[1], self.num_classes, rng=rng, dtype=dt)
+        self.alexnet_classifier(L, fc_sizes, dropout, rng, seed)      # flatten, fc6 ... fc8
 
     def switches(self):
         """{"pool1": argmax, ...}: each pool's winning window offset (i * 3 + j), from the last forward."""
