@@ -262,6 +262,12 @@ def test_summary_lists_every_layer_and_the_total():
     assert "layer4.1  BasicBlock" in text and "Total parameters: 11,689,512" in text
 
 
+def test_summary_shows_googlenets_auxiliary_heads_and_where_they_branch_off():
+    text = SUCCESSORS["googlenet-small"](aux=True).summary()
+    assert re.search(r"aux1 \(from inception4a\) +Sequential \(8 layers\) +10 ", text)
+    assert "aux2 (from inception4d)" in text
+
+
 def test_complexity_table_is_computed_from_the_models():
     rows = {name: (params, macs) for name, _, params, macs in complexity_table()}
     assert rows["alexnet"][0] == 60_965_224 and rows["vgg16"][0] == 138_357_544

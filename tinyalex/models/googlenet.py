@@ -152,6 +152,7 @@ class GoogLeNet(Net):
                     ("drop", Dropout(0.7, seed=None if seed is None else seed * 1000 + 10 + i, dtype=dt)),
                     ("fc2", L.Linear(c1024, self.num_classes, rng=rng, dtype=dt)))
         self.aux_logits = OrderedDict()
+        self.taps = OrderedDict((head, tap) for tap, head in AUX_TAPS.items() if head in self.aux)   # for summary()
 
     def children(self):
         return OrderedDict(list(self.layers.items()) + list(self.aux.items()))

@@ -105,7 +105,12 @@ class Net(Sequential):
 
     # -- the table ------------------------------------------------------------------
     def summary(self) -> str:
-        """One row per layer (blocks of a stage each get a row): output shape, parameters, multiply-adds."""
+        """One row per layer (blocks of a stage each get a row): output shape, parameters, multiply-adds.
+
+        Heads that branch off the main path (``self.taps``: head name -> the
+        layer it reads) get a row at the end; the total of multiply-adds is
+        the main path's, what one prediction costs.
+        """
         rows = []
         shape = self.input_shape
         for name, layer in self.layers.items():
@@ -116,6 +121,13 @@ class Net(Sequential):
                 rows.append((f"{name}.{sub}" if sub else name, _describe(l), "x".join(map(str, out)),
                              f"{l.num_parameters():,}", f"{macs / 1e6:,.1f}M" if macs else ""))
                 shape = out
+        for name, tap in getattr(self, "taps", {}).items():    # heads off the main path (GoogLeNet's aux)
+            layers = list(self.layers)
+            at = self.shape(OrderedDict((n, self.layers[n]) for n in layers[:layers.index(tap) + 1]))
+            head = self.children()[name]
+            macs = sum(m for *_, m in trace(head, at))
+            rows.append((f"{name} (from {tap})", _describe(head), "x".join(map(str, infer_shape(head, at))),
+                         f"{head.num_parameters():,}", f"{macs / 1e6:,.1f}M"))
         head = ("layer", "class", "output", "params", "mult-adds")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
 
@@ -139,6 +151,8 @@ def _is_stage(layer):
 def _describe(layer):
     """The class that runs (with its implementation): "Conv2D (fast)", "Pad2D+MaxPool2D (fast)"."""
     if type(layer) is Sequential:
+        if len(layer) > 2:
+            return f"Sequential ({len(layer)} layers)"
         return "+".join(_describe(l) for l in layer.layers.values())
     if isinstance(layer, WithoutBias):
         return _describe(layer.conv) + " no bias"
