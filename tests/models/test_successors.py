@@ -295,3 +295,26 @@ def test_small_variant_learns_a_fixed_batch_with_sgd(name):
         model.backward(loss_fn.backward())
         opt.step()
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_inception_module_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    ours = Inception(implementations(True), 3, 2, 2, 3, 1, 2, 1, rng=rng, dtype=f64)
+    W = {n: torch.tensor(p) for n, p in ours.named_parameters()}
+
+    def theirs(x):
+        def c(name, x, pad=0):
+            return F.relu(F.conv2d(x, W[f"{name}.W"], W[f"{name}.b"], padding=pad))
+        return torch.cat([c("branch1x1.conv", x),
+                          c("branch3x3.conv", c("branch3x3.reduce", x), 1),
+                          c("branch5x5.conv", c("branch5x5.reduce", x), 2),
+                          c("branch_pool.proj", F.max_pool2d(x, 3, 1, 1))], dim=1)
+
+    x = rng.standard_normal((2, 3, 6, 5))
+    dout = rng.standard_normal((2, 8, 6, 5))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    ty.backward(torch.tensor(dout))
+    np.testing.assert_allclose(ours.forward(x), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dout), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
