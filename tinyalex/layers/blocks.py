@@ -7,6 +7,7 @@ its own part of the upstream gradient (Concat: its channels; a sum: all of it).
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy
@@ -34,11 +35,11 @@ def infer_shape(layer, input_shape):
             shape = infer_shape(sub, shape)
         return shape
     if isinstance(layer, Linear):
-        if int(numpy.prod(shape)) != layer.in_features or len(shape) != 1:
+        if math.prod(shape) != layer.in_features or len(shape) != 1:
             raise shape_error(layer, "input features", f"({layer.in_features},)", shape)
         return (layer.out_features,)
     if isinstance(layer, Flatten):
-        return (int(numpy.prod(shape)),)
+        return (math.prod(shape),)
     return shape
 
 
