@@ -66,6 +66,32 @@ def _sequential(dtype, rng, L):
     )
 
 
+def _batchnorm(training=True):
+    def make(dtype, rng, L):
+        layer = L.BatchNorm2d(4, dtype=dtype)
+        layer.params["gamma"][...] = rng.uniform(0.5, 2.0, 4)
+        layer.params["beta"][...] = rng.standard_normal(4)
+        layer.buffers["running_mean"][...] = rng.standard_normal(4)
+        layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, 4)
+        return layer.train(training)
+    return make
+
+
+def _concat(dtype, rng, L):
+    return L.Concat(
+        ("conv1x1", L.Conv2D(4, 2, 1, rng=rng, dtype=dtype)),
+        ("pool", L.Sequential(L.Pad2D(1, -float("inf"), dtype), L.MaxPool2D(3, 1, dtype),
+                              L.Conv2D(4, 3, 1, rng=rng, dtype=dtype))), dtype=dtype)
+
+
+def _residual(dtype, rng, L):
+    body = L.Sequential(("conv1", L.WithoutBias(L.Conv2D(4, 6, 3, 2, 1, rng=rng, dtype=dtype))),
+                        ("bn1", L.BatchNorm2d(6, dtype=dtype)))
+    shortcut = L.Sequential(("conv", L.WithoutBias(L.Conv2D(4, 6, 1, 2, rng=rng, dtype=dtype))),
+                            ("bn", L.BatchNorm2d(6, dtype=dtype)))
+    return L.Residual(body, shortcut, L.ReLU(dtype), dtype=dtype)
+
+
 CASES = [
     Case("Conv2D 3x3 pad 1", lambda dt, rng, L: L.Conv2D(4, 6, 3, padding=1, rng=rng, dtype=dt), _image),
     Case("Conv2D 3x2 stride 2 pad 1 groups 2",
@@ -84,4 +110,13 @@ CASES = [
     Case("SoftmaxCrossEntropy", lambda dt, rng, L: L.SoftmaxCrossEntropy(dt),
          lambda rng: (rng.standard_normal((4, 10)) * 3, rng.integers(0, 10, 4))),
     Case("Sequential conv-relu-lrn-pool-flatten-linear", _sequential, _image),
+    Case("BatchNorm2d, train", _batchnorm(), _image),
+    Case("BatchNorm2d, eval", _batchnorm(training=False), _image),
+    Case("BatchNorm1d", lambda dt, rng, L: L.BatchNorm1d(7, dtype=dt), lambda rng: (rng.standard_normal((3, 7)) * 2 + 1,)),
+    Case("AvgPool2d 3/2 pad 1", lambda dt, rng, L: L.AvgPool2d(3, 2, 1, dtype=dt), _image),
+    Case("GlobalAvgPool2d", lambda dt, rng, L: L.GlobalAvgPool2d(dt), _image),
+    Case("Pad2D", lambda dt, rng, L: L.Pad2D((1, 2), dtype=dt), _image),
+    Case("Concat of conv and padded-pool branches", _concat, _image),
+    Case("Residual with projection shortcut and BatchNorm", _residual, _image),
+    Case("ZeroPadShortcut", lambda dt, rng, L: L.ZeroPadShortcut(4, 6, 2, dtype=dt), _image),
 ]

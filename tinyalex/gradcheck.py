@@ -167,6 +167,7 @@ def check_every_layer(seed=0):
     f64 = numpy.float64
     rng = numpy.random.default_rng(seed)
     x = rng.standard_normal((2, 4, 9, 8))
+    x_bn = rng.standard_normal(x.shape) * 2 + 1
     drop = L.Dropout(0.5, dtype=f64)
     drop.set_mask(rng.random(x.shape) >= 0.5)
     paper_drop = L.Dropout(0.5, mode="paper", dtype=f64)
@@ -185,6 +186,18 @@ def check_every_layer(seed=0):
         ("Dropout paper form", paper_drop, (x,)),
         ("Linear", L.Linear(7, 5, rng=rng, dtype=f64), (rng.standard_normal((3, 7)),)),
         ("Flatten", L.Flatten(f64), (x,)),
+        # not x itself: gradcheck's dout (seed 0) equals x, and BatchNorm's input gradient for dout = x is 0
+        ("BatchNorm2d, training", L.BatchNorm2d(4, dtype=f64), (x_bn,)),
+        ("BatchNorm2d, evaluation", L.BatchNorm2d(4, dtype=f64).eval(), (x,)),
+        ("BatchNorm1d", L.BatchNorm1d(7, dtype=f64), (rng.standard_normal((3, 7)),)),
+        ("AvgPool2d 3/2 pad 1", L.AvgPool2d(3, 2, 1, dtype=f64), (x,)),
+        ("GlobalAvgPool2d", L.GlobalAvgPool2d(f64), (x,)),
+        ("Pad2D", L.Pad2D(1, dtype=f64), (x,)),
+        ("Concat (two conv branches)", L.Concat(L.Conv2D(4, 2, 1, rng=rng, dtype=f64),
+                                                L.Conv2D(4, 3, 3, padding=1, rng=rng, dtype=f64), dtype=f64), (x,)),
+        ("Residual (identity shortcut)", L.Residual(L.Conv2D(4, 4, 3, padding=1, rng=rng, dtype=f64),
+                                                    relu=L.ReLU(f64), dtype=f64), (x,)),
+        ("ZeroPadShortcut", L.ZeroPadShortcut(4, 6, 2, dtype=f64), (x,)),
         ("SoftmaxCrossEntropy", L.SoftmaxCrossEntropy(f64),
          (rng.standard_normal((4, 10)) * 50, rng.integers(0, 10, 4))),
         # the fast classes of tinyalex/fast (what a model runs by default)

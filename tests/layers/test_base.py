@@ -155,3 +155,33 @@ def test_zero_grad_works_on_a_model_split_across_devices():
 def test_repr_shows_the_structure():
     text = repr(net())
     assert "(conv1): Conv2D(2, 4, kernel_size=(3, 3)" in text and "(fc): Linear(in_features=4, out_features=3)" in text
+
+
+def bn_net(dtype=np.float64):
+    from tinyalex.layers import BatchNorm2d
+    return Sequential(("conv1", Conv2D(2, 3, 1, dtype=dtype)), ("bn1", BatchNorm2d(3, dtype=dtype)))
+
+
+def test_buffers_are_in_the_state_dict_after_their_layers_parameters_but_not_parameters():
+    model = bn_net()
+    assert list(model.state_dict()) == ["conv1.W", "conv1.b", "bn1.gamma", "bn1.beta", "bn1.running_mean",
+                                        "bn1.running_var"]
+    assert [n for n, _ in model.named_buffers()] == ["bn1.running_mean", "bn1.running_var"]
+    assert "bn1.running_mean" not in dict(model.named_parameters())
+
+
+def test_load_state_dict_restores_buffers_and_refuses_a_missing_one():
+    model = bn_net()
+    state = model.state_dict()
+    state["bn1.running_var"] = np.full(3, 5.0)
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model["bn1"].buffers["running_var"], 5.0)
+    del state["bn1.running_mean"]
+    with pytest.raises(KeyError, match=r"missing parameters \['bn1.running_mean'\]"):
+        model.load_state_dict(state)
+
+
+def test_to_moves_buffers_to_the_device():
+    model = bn_net()
+    model.to(1, "standin")
+    assert all(backend.device_of(b) == 1 for _, b in model.named_buffers())

@@ -40,13 +40,13 @@ def _conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=
     return cls(in_channels, out_channels, kernel_size, stride, padding, groups, **kwargs)
 
 
-def _maxpool2d(kernel_size=3, stride=2, **kwargs):
+def _maxpool2d(kernel_size=3, stride=2, *args, **kwargs):
     """MaxPool2D's arguments -> a FastMaxPool2D, or a reference MaxPool2D for windows over 255 pixels."""
     try:
         cls = maxpool2d_class(kernel_size)
     except ValueError:
         cls = MaxPool2D                     # its constructor names the problem
-    return cls(kernel_size, stride, **kwargs)
+    return cls(kernel_size, stride, *args, **kwargs)
 
 
 def implementations(fast=True, backend=None):

@@ -6,7 +6,10 @@ A layer is a function with a hand-written derivative::
     dx = layer.backward(dy)        # dL/dx from dL/dy; fills layer.grads
 
 Parameters and their gradients live in two dicts keyed by name, as in
-CS231n: ``layer.params["W"]`` and ``layer.grads["W"]``. Containers
+CS231n: ``layer.params["W"]`` and ``layer.grads["W"]``. State that is saved
+but not trained (BatchNorm's running averages) lives in ``layer.buffers``,
+as PyTorch's buffers: in ``state_dict()``, moved by ``to()``, never given
+to the optimizer. Containers
 (:class:`~tinyalex.layers.Sequential`, the AlexNet model) hold sub-layers and
 name their parameters with dotted paths, as PyTorch does: ``"conv1.W"``.
 """
@@ -40,6 +43,7 @@ class Layer:
         self.dtype = check_dtype(dtype)
         self.params: "OrderedDict[str, object]" = OrderedDict()
         self.grads: "OrderedDict[str, object]" = OrderedDict()
+        self.buffers: "OrderedDict[str, object]" = OrderedDict()   # saved, not trained
         self.training = True
 
     # -- the two passes --------------------------------------------------
@@ -87,6 +91,12 @@ class Layer:
             for pname in layer.params:
                 yield (f"{lname}.{pname}" if lname else pname), layer.grads.get(pname)
 
+    def named_buffers(self, prefix: str = ""):
+        """Yield (dotted name, array) for every buffer, e.g. ("bn1.running_mean", m)."""
+        for lname, layer in self.named_layers(prefix):
+            for bname, b in layer.buffers.items():
+                yield (f"{lname}.{bname}" if lname else bname), b
+
     def parameters(self):
         """A list of all parameter arrays."""
         return [p for _, p in self.named_parameters()]
@@ -107,36 +117,36 @@ class Layer:
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, numpy.ndarray]":
-        """Host (NumPy) copies of all parameters, by dotted name."""
-        return OrderedDict((n, to_host(p).copy()) for n, p in self.named_parameters())
+        """Host (NumPy) copies of all parameters and buffers, by dotted name (layer by layer)."""
+        return OrderedDict((n, to_host(d[k]).copy()) for n, (d, k) in self._state_slots())
 
     def load_state_dict(self, state, strict: bool = True):
-        """Copy arrays into the parameters (in place, on their devices).
+        """Copy arrays into the parameters and buffers (in place, on their devices).
 
         Refuses missing or extra names (with ``strict``) and shape mismatches
         with an error naming the layer, the parameter and both shapes.
         :meth:`convert_state_dict` may rename the state first.
         """
         state = self.convert_state_dict(state)
-        own = OrderedDict(self._parameter_slots())
+        own = OrderedDict(self._state_slots())
         missing = [n for n in own if n not in state]
         extra = [n for n in state if n not in own]
         if strict and (missing or extra):
-            expected = ", ".join(f"{n!r} {tuple(own[n][0].params[own[n][1]].shape)}" for n in missing)
+            expected = ", ".join(f"{n!r} {tuple(own[n][0][own[n][1]].shape)}" for n in missing)
             raise KeyError(
                 f"{type(self).__name__}.load_state_dict: missing parameters {missing}, "
                 f"unexpected parameters {extra}" + (f"; the model expects {expected}" if missing else "")
             )
-        for name, (layer, key) in own.items():
-            if name in state and tuple(state[name].shape) != tuple(layer.params[key].shape):
+        for name, (slots, key) in own.items():
+            if name in state and tuple(state[name].shape) != tuple(slots[key].shape):
                 raise ValueError(
-                    f"layer {name.rpartition('.')[0]!r}: parameter {name!r}: the model expects shape "
-                    f"{tuple(layer.params[key].shape)}, the state has {tuple(state[name].shape)}"
+                    f"layer {name.rpartition('.')[0]!r}: {name!r}: the model expects shape "
+                    f"{tuple(slots[key].shape)}, the state has {tuple(state[name].shape)}"
                 )
-        for name, (layer, key) in own.items():
+        for name, (slots, key) in own.items():
             if name not in state:
                 continue
-            p = layer.params[key]
+            p = slots[key]
             with device(device_of(p)):
                 p[...] = to_device_of(numpy.asarray(to_host(state[name])).astype(p.dtype), p)
         return self
@@ -149,13 +159,15 @@ class Layer:
         """
         return state
 
-    def _parameter_slots(self):
+    def _state_slots(self):
+        """(dotted name, (dict, key)) of every parameter and buffer, each layer's parameters first."""
         for lname, layer in self.named_layers():
-            for key in layer.params:
-                yield (f"{lname}.{key}" if lname else key), (layer, key)
+            for d in (layer.params, layer.buffers):
+                for key in d:
+                    yield (f"{lname}.{key}" if lname else key), (d, key)
 
     def to(self, device=None, backend=None):
-        """Move all parameters (and gradients) to a device, explicitly; returns self.
+        """Move all parameters, gradients and buffers to a device, explicitly; returns self.
 
         ``backend`` is "numpy", "cupy" or "standin" (default: the current one).
         Moves this layer's own arrays, then each child's (``child.to``), so a
@@ -163,7 +175,7 @@ class Layer:
         """
         backend = backend or get_backend()
         self._moved(device, backend)
-        for d in (self.params, self.grads):
+        for d in (self.params, self.grads, self.buffers):
             for k, v in d.items():
                 if v is not None:
                     d[k] = to_device(v, device, backend)
