@@ -1,4 +1,4 @@
-"""Shared fixtures: random generators and the float64 dtype used by gradient checks."""
+"""Shared fixtures: random generators, the NumPy backend by default, and the places a layer can run."""
 import numpy as np
 import pytest
 
@@ -15,3 +15,23 @@ def _numpy_backend():
 
     with backend.use_backend("numpy"):
         yield
+
+
+@pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
+def place(request):
+    """(backend name, device) with that backend active and the device current (CuPy skips without a GPU).
+
+    The stand-in runs on device 1, not 0, so code that silently assumes device 0, creates arrays on the
+    host, or reads device data back implicitly fails there. tests/placement.py moves layers and arrays.
+    """
+    from tinyalex import backend
+
+    name = request.param
+    if name == "cupy":
+        try:
+            backend._import_cupy()
+        except backend.BackendError as exc:
+            pytest.skip(f"CuPy backend unavailable: {exc}")
+    dev = {"numpy": None, "standin": 1, "cupy": 0}[name]
+    with backend.use_backend(name, dev or 0), backend.device(dev):
+        yield name, dev

@@ -8,82 +8,54 @@ import numpy as np
 import pytest
 
 from layer_cases import CASES
+from placement import assert_placed, put
 from tinyalex import backend
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers import Dropout, Layer, Linear, ReLU
-from tinyalex.layers.fast import use_impl
 
 
-@pytest.fixture(params=["fast", "reference"])
-def impl(request):
-    """The fast paths (default) and the plain reference implementations."""
-    with use_impl(request.param):
-        yield request.param
-
-
-@pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
-def place(request):
-    """(backend name, device) with that backend active and the device current."""
-    name = request.param
-    if name == "cupy":
-        try:
-            backend._import_cupy()
-        except backend.BackendError as exc:
-            pytest.skip(f"CuPy backend unavailable: {exc}")
-    dev = {"numpy": None, "standin": 1, "cupy": 0}[name]
-    with backend.use_backend(name, dev or 0), backend.device(dev):
-        yield name, dev
-
-
-def _on(place, layer, args):
-    name, dev = place
-    layer.to(dev, name)
-    return tuple(backend.to_device(a, dev, name) for a in args)
-
-
-def _assert_placed(place, arr):
-    name, dev = place
-    assert backend.backend_of(arr) == name
-    if dev is not None:
-        assert backend.device_of(arr) == dev
+@pytest.fixture(params=[False, True], ids=["reference", "fast"])
+def fast(request):
+    """The reference classes of tinyalex/layers and the fast classes of tinyalex/fast."""
+    return request.param
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
-def test_layer_gradients_match_numerical_on_every_backend(case, place, impl):
-    layer = case.build(np.float64)
-    args = _on(place, layer, case.inputs(np.float64))
+def test_layer_gradients_match_numerical_on_every_backend(case, place, fast):
+    layer = case.build(np.float64, fast)
+    args = put(place, layer, case.inputs(np.float64))
     res = gradcheck(layer, *args, max_entries=100)    # full checks run in tests/layers
     assert res.passed(1e-6), f"{case.name} on {place}:\n{res}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
-def test_layer_forward_backward_stay_on_the_device_in_float32(case, place, impl):
-    host_layer = case.build(np.float32)
+def test_layer_forward_backward_stay_on_the_device_in_float32(case, place, fast):
+    host_layer = case.build(np.float32, fast)
     host_args = case.inputs(np.float32)
     with backend.use_backend("numpy"):
         ref = host_layer.forward(*host_args)
 
-    layer = case.build(np.float32)
-    args = _on(place, layer, host_args)
+    layer = case.build(np.float32, fast)
+    args = put(place, layer, host_args)
     out = layer.forward(*args)
-    _assert_placed(place, out)
+    assert_placed(place, out)
     assert out.dtype == np.float32
     np.testing.assert_allclose(backend.to_host(out), ref, rtol=1e-6, atol=1e-6)
 
     dout = backend.to_device_of(np.ones(out.shape, np.float32), out)
     dx = layer.backward(dout)
-    _assert_placed(place, dx)
+    assert_placed(place, dx)
     assert dx.dtype == np.float32
     for name, g in layer.named_gradients():
-        _assert_placed(place, g)
+        assert_placed(place, g)
         assert g.dtype == np.float32, name
 
 
 def test_dropout_draws_its_mask_on_the_device(place):
     layer = Dropout(0.5, seed=0)
-    (x,) = _on(place, layer, (np.ones((20, 30), np.float32),))
+    (x,) = put(place, layer, (np.ones((20, 30), np.float32),))
     out = layer.forward(x)
-    _assert_placed(place, out)
+    assert_placed(place, out)
     assert 0.3 < float(backend.to_host(out != 0).mean()) < 0.7
 
 

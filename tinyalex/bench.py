@@ -18,8 +18,8 @@ weight gradient, input gradient; the first layer needs no input gradient),
 measures this machine's GEMM rate with one large float32 product, and
 reports ``step time / (FLOPs / GEMM rate)``, the step's multiple of the floor.
 The FLOPs are those of the direct (im2col) convolution, the issue's
-definition. Conv2D's Winograd path (``tinyalex/layers/winograd.py``, used by
-default for AlexNet's conv2 to conv5) does fewer multiplications than that,
+definition. WinogradConv2D (``tinyalex/fast/conv.py``, used by default for
+AlexNet's conv2 to conv5) does fewer multiplications than that,
 so with it the floor is a yardstick, no longer a hard limit.
 
 Peak memory
@@ -55,6 +55,8 @@ import numpy
 
 from . import backend as B
 from . import standin
+from .fast import implementations
+from .fast.cpu import num_threads
 from .fileio import atomic_write_text
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
@@ -133,9 +135,8 @@ def step_matmul_flops(model="alexnet", batch=32):
 # --------------------------------------------------------------------------
 # Building the tinyalex and torch versions of the layers and the network
 # --------------------------------------------------------------------------
-def _tinyalex_layer(kind, a, dtype, rng):
-    from . import layers as L
-
+def _tinyalex_layer(kind, a, dtype, rng, impl="fast"):
+    L = implementations(impl == "fast")
     if kind == "conv":
         return L.Conv2D(a["cin"], a["cout"], a["k"], stride=a["stride"], padding=a["pad"], groups=a["groups"],
                         weight_std=0.01, rng=rng, dtype=dtype)
@@ -179,14 +180,14 @@ def _sequence(model):
     return seq
 
 
-def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None):
+def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None, impl="fast"):
     """tinyalex's AlexNet (tinyalex.models.AlexNet) with the bench's numbers: one device with grouped
     convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices."""
     from .models import AlexNet
 
     m = MODELS[model]
     return AlexNet(num_classes=m["classes"], input_shape=m["input"], channels=m["channels"], fc_sizes=m["fc"],
-                   init="paper", seed=seed, dtype=dtype, devices=devices)
+                   init="paper", seed=seed, dtype=dtype, devices=devices, fast=impl == "fast")
 
 
 def _torch_group_lrn(groups):
@@ -224,14 +225,14 @@ def build_torch_net(model="alexnet", lrn_groups=2):
     return tnn.Sequential(items)
 
 
-def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None):
+def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, devices=None, impl="fast"):
     """A closure running one training step on fixed random data; returns (step, net).
 
     The loss stays on the device (no host read inside the step)."""
     from .layers import SoftmaxCrossEntropy
     from .train.sgd import SGD
 
-    net = build_tinyalex_net(model, dtype, seed, devices)
+    net = build_tinyalex_net(model, dtype, seed, devices, impl)
     net.requires_input_grad(False)   # like torch: no gradient for the input data
     net.train()
     m = MODELS[model]
@@ -319,9 +320,9 @@ def _median_time(fn, repeats, warmup, sync=None):
     return statistics.median(times)
 
 
-def _bench_tinyalex_layer(kind, a, shape, batch, dtype, repeats, warmup):
+def _bench_tinyalex_layer(kind, a, shape, batch, dtype, repeats, warmup, impl="fast"):
     rng = numpy.random.default_rng(0)
-    layer = _tinyalex_layer(kind, a, dtype, rng).to(B.current_device())
+    layer = _tinyalex_layer(kind, a, dtype, rng, impl).to(B.current_device())
     x = B.asarray(rng.standard_normal((batch,) + tuple(shape)).astype(dtype))
     if kind == "lrn":   # LRN sees ReLU outputs of a conv in AlexNet: non-negative, scale ~1
         x = abs(x)
@@ -418,13 +419,8 @@ def _memory_probe(framework, model, batch, backend, import_torch, impl="fast"):
     if framework == "torch":
         step, _ = make_torch_step(model, batch)
     else:
-        from .layers.fast import use_impl
-
         B.set_backend(backend)
-        with use_impl(impl):
-            step, _ = make_tinyalex_step(model, batch)
-            _memory_probe_steps(step, framework, backend, base_kb)
-        return
+        step, _ = make_tinyalex_step(model, batch, impl=impl)
     _memory_probe_steps(step, framework, backend, base_kb)
 
 
@@ -501,12 +497,13 @@ def parse_layers(text, model="alexnet"):
     return names
 
 
+IMPLS = ("fast", "reference")    # --impl: the layer classes of tinyalex/fast, or those of tinyalex/layers
+
+
 def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
               dtype="float32", compare=None, step=True, memory=True, gemm_n=2048, impl="fast", threads=None,
               timer="wall", log=print):
     """Run the bench and return a JSON-ready dict (see ``tinyalex bench --help``)."""
-    from .layers.fast import IMPLS, use_impl
-
     if impl not in IMPLS:
         raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if timer not in TIMERS:
@@ -516,7 +513,7 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
     _timer["now"] = TIMERS[timer]
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
-    with use_impl(impl), _limit_threads(threads):
+    with _limit_threads(threads):
         return _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory,
                           gemm_n, impl, log)
 
@@ -563,7 +560,6 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     B.check_devices(devices, backend)               # --devices 0,1 on a one-GPU machine: names the GPUs found
     dt = numpy.dtype(dtype)
     threads = _blas_threads()
-    from .layers.fast import num_threads
     if torch is not None:
         torch.set_num_threads(threads)
     res = OrderedDict()
@@ -594,7 +590,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     log(hdr)
     for name in names:
         kind, a, shape = specs[name]
-        r = _bench_tinyalex_layer(kind, a, shape, batch, dt, repeats, warmup)
+        r = _bench_tinyalex_layer(kind, a, shape, batch, dt, repeats, warmup, impl)
         row = OrderedDict(input_shape=[batch] + list(shape), forward_s=r["forward"],
                           forward_backward_s=r["forward_backward"])
         line = f"{name:<7} {r['forward'] * 1e3:>11.2f} {r['forward_backward'] * 1e3:>11.2f}"
@@ -611,7 +607,8 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
 
     if step:
         flops, per = step_matmul_flops(model, batch)
-        stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None)
+        stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None,
+                                    impl=impl)
         t = _median_time(stp, repeats, warmup, lambda: B.synchronize(devices))   # every device the step ran on
         floor = flops / rate
         s = OrderedDict(time_s=t, images_per_s=batch / t, matmul_flops=flops, floor_s=floor,
@@ -759,11 +756,9 @@ def _cli_main(args):
 def _count_cli(args, devices):
     if args.backend != "standin":
         raise ValueError("--count-ops counts on the CPU stand-in; add --backend standin")
-    from .layers.fast import use_impl
-
-    with use_impl(args.impl), B.use_backend("standin", devices[0]):
+    with B.use_backend("standin", devices[0]):
         step, _ = make_tinyalex_step(args.model, args.batch_size, numpy.dtype(args.dtype),
-                                     devices=tuple(devices) if len(devices) == 2 else None)
+                                     devices=tuple(devices) if len(devices) == 2 else None, impl=args.impl)
         res = OrderedDict(model=args.model, batch_size=args.batch_size, devices=list(devices), impl=args.impl)
         res.update(count_step(step))
     print(f"{args.model}, batch {args.batch_size}, devices {args.devices}: {res['device_ops_per_step']} device "

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy
 
+from . import layers as L
 from .backend import device, device_of, to_device_of, to_host
+from .fast import FastConv2D, FastLinear, FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D
 
 __all__ = ["rel_error", "numerical_gradient", "gradcheck", "GradCheckResult", "assert_gradients_close"]
 
@@ -157,13 +159,11 @@ def assert_gradients_close(layer, x, *extra, tol=1e-6, **kwargs) -> GradCheckRes
 
 
 def check_every_layer(seed=0):
-    """Gradient-check one small instance of every tinyalex layer (float64).
+    """Gradient-check one small instance of every tinyalex layer (float64), reference and fast classes.
 
     Returns a list of (description, GradCheckResult). This is the README's
     first demonstration and the table ``python -m tinyalex gradcheck`` prints.
     """
-    from . import layers as L
-
     f64 = numpy.float64
     rng = numpy.random.default_rng(seed)
     x = rng.standard_normal((2, 4, 9, 8))
@@ -187,6 +187,16 @@ def check_every_layer(seed=0):
         ("Flatten", L.Flatten(f64), (x,)),
         ("SoftmaxCrossEntropy", L.SoftmaxCrossEntropy(f64),
          (rng.standard_normal((4, 10)) * 50, rng.integers(0, 10, 4))),
+        # the fast classes of tinyalex/fast (what a model runs by default)
+        ("FastConv2D 3x2 stride 2 groups 2", FastConv2D(4, 6, (3, 2), stride=2, padding=1, groups=2, rng=rng,
+                                                        dtype=f64), (x,)),
+        ("WinogradConv2D 3x3 pad 1", WinogradConv2D(4, 6, 3, padding=1, rng=rng, dtype=f64), (x,)),
+        ("WinogradConv2D 5x5 groups 2", WinogradConv2D(4, 6, 5, padding=2, groups=2, rng=rng, dtype=f64),
+         (x,)),
+        ("FastReLU", FastReLU(f64), (x,)),
+        ("FastLRN paper, alpha=0.5", FastLRN(alpha=0.5, dtype=f64), (x,)),
+        ("FastMaxPool2D 3/2 (overlapping)", FastMaxPool2D(3, 2, dtype=f64), (x,)),
+        ("FastLinear", FastLinear(7, 5, rng=rng, dtype=f64), (rng.standard_normal((3, 7)),)),
     ]
     return [(name, gradcheck(layer, *args, seed=seed)) for name, layer, args in cases]
 

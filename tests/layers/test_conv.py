@@ -57,7 +57,7 @@ def make(kwargs, rng, dtype=f64):
 
 
 @pytest.mark.parametrize("desc, kwargs, shape", CONFIGS, ids=IDS)
-def test_conv_gradients_match_numerical(desc, kwargs, shape, rng, impl):
+def test_conv_gradients_match_numerical(desc, kwargs, shape, rng):
     layer = make(kwargs, rng)
     res = gradcheck(layer, rng.standard_normal(shape))
     assert set(res.errors) == {"x", "W", "b"}
@@ -65,7 +65,7 @@ def test_conv_gradients_match_numerical(desc, kwargs, shape, rng, impl):
 
 
 @pytest.mark.parametrize("desc, kwargs, shape", CONFIGS, ids=IDS)
-def test_conv_forward_matches_naive_loops(desc, kwargs, shape, rng, impl):
+def test_conv_forward_matches_naive_loops(desc, kwargs, shape, rng):
     layer = make(kwargs, rng)
     layer.params["b"] = rng.standard_normal(layer.params["b"].shape)
     x = rng.standard_normal(shape)
@@ -74,7 +74,7 @@ def test_conv_forward_matches_naive_loops(desc, kwargs, shape, rng, impl):
 
 
 @pytest.mark.parametrize("desc, kwargs, shape", CONFIGS, ids=IDS)
-def test_conv_forward_and_backward_match_torch(desc, kwargs, shape, rng, impl):
+def test_conv_forward_and_backward_match_torch(desc, kwargs, shape, rng):
     torch = pytest.importorskip("torch")
     layer = make(kwargs, rng)
     x = rng.standard_normal(shape)

@@ -28,7 +28,7 @@ def test_lrn_defaults_are_the_papers():
 
 @pytest.mark.parametrize("convention", ["paper", "caffe"])
 @pytest.mark.parametrize("C", [3, 5, 8], ids=["C<n", "C==n", "C>n"])
-def test_lrn_large_alpha_matches_formula(convention, C, rng, impl):
+def test_lrn_large_alpha_matches_formula(convention, C, rng):
     x = rng.standard_normal((2, C, 3, 4)) * 2
     layer = LRN(alpha=0.5, convention=convention, dtype=f64)
     ref = lrn_loop(x, 5, 0.5 if convention == "paper" else 0.1, 0.75, 2.0)
@@ -71,7 +71,7 @@ def test_lrn_caffe_convention_equals_torch_with_the_same_alpha(size, rng):
     np.testing.assert_allclose(LRN(size, alpha=0.5, convention="caffe", dtype=f64).forward(x), ref.numpy(), rtol=1e-12)
 
 
-def test_lrn_backward_matches_torch_autograd(rng, impl):
+def test_lrn_backward_matches_torch_autograd(rng):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 7, 3, 3)) * 2
     dout = rng.standard_normal(x.shape)
@@ -85,13 +85,13 @@ def test_lrn_backward_matches_torch_autograd(rng, impl):
 @pytest.mark.parametrize("convention", ["paper", "caffe"])
 @pytest.mark.parametrize("C", [3, 5, 8], ids=["C<n", "C==n", "C>n"])
 @pytest.mark.parametrize("alpha", [1e-4, 0.5], ids=["paper alpha", "large alpha"])
-def test_lrn_gradients_match_numerical(convention, C, alpha, rng, impl):
+def test_lrn_gradients_match_numerical(convention, C, alpha, rng):
     x = rng.standard_normal((2, C, 3, 3)) * 2
     assert gradcheck(LRN(alpha=alpha, convention=convention, dtype=f64), x).passed(1e-6)
 
 
 @pytest.mark.parametrize("size", [2, 4, 6])
-def test_lrn_gradients_match_numerical_for_even_windows(size, rng, impl):
+def test_lrn_gradients_match_numerical_for_even_windows(size, rng):
     """Even n makes the window asymmetric; backward must use the mirrored window."""
     x = rng.standard_normal((2, 7, 2, 2)) * 2
     assert gradcheck(LRN(size, alpha=0.5, dtype=f64), x).passed(1e-6)
@@ -123,7 +123,6 @@ def test_lrn_wrong_rank_raises_naming_shapes():
 class LRNWithoutCrossTerm(LRN):
     """A planted bug: backward forgets that b[i] depends on the neighbours a[j], j != i."""
 
-    impl = "reference"
 
     def backward(self, dout):
         return dout * self.s_pow

@@ -45,13 +45,13 @@ IDS = ["3/2 overlapping", "2/2", "3x2 window stride (2,1)", "2x3 window stride (
 
 
 @pytest.mark.parametrize("k, s", CONFIGS, ids=IDS)
-def test_maxpool_gradients_match_numerical_without_ties(k, s, rng, impl):
+def test_maxpool_gradients_match_numerical_without_ties(k, s, rng):
     x = distinct(rng, (2, 3, 7, 8))
     assert gradcheck(MaxPool2D(k, s, dtype=f64), x).passed(1e-6)
 
 
 @pytest.mark.parametrize("k, s", CONFIGS, ids=IDS)
-def test_maxpool_matches_loop_reference(k, s, rng, impl):
+def test_maxpool_matches_loop_reference(k, s, rng):
     x = rng.integers(0, 4, (2, 3, 7, 8)).astype(f64)        # many ties
     layer = MaxPool2D(k, s, dtype=f64)
     out = layer.forward(x)
@@ -63,7 +63,7 @@ def test_maxpool_matches_loop_reference(k, s, rng, impl):
 
 @pytest.mark.parametrize("k, s", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
-def test_maxpool_matches_torch_forward_and_backward(k, s, ties, rng, impl):
+def test_maxpool_matches_torch_forward_and_backward(k, s, ties, rng):
     torch = pytest.importorskip("torch")
     x = rng.integers(0, 3, (2, 3, 7, 8)).astype(f64) if ties else distinct(rng, (2, 3, 7, 8))
     layer = MaxPool2D(k, s, dtype=f64)

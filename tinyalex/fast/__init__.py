@@ -1,31 +1,77 @@
-"""Choosing implementations, once, when a model is built.
+"""The fast implementations of the layers, and the one place that chooses them.
 
     L = implementations(fast=True)          # or fast=False: the reference classes of tinyalex/layers
-    conv1 = L.Conv2D(3, 96, 11, stride=4)   # the class that runs depends on fast (and on the shape)
+    conv1 = L.Conv2D(3, 96, 11, stride=4)   # FastConv2D here; a 3x3 conv with 256 channels: WinogradConv2D
 
 The namespace has Conv2D, LRN, MaxPool2D, ReLU and Linear, each called with
-the reference class's arguments. (Transitional: until the fast classes move
-here, these set the reference layer's ``impl`` on the instance.)
+the reference class's arguments. The choice is made once, when a model is
+built; ``repr(layer)`` names the class that runs.
+
+One file per layer idea, each fast class a subclass of its reference class
+that owns its whole forward, backward and cache:
+
+    conv.py        FastConv2D (im2col, reused workspaces), WinogradConv2D, conv2d_class (the rule)
+    winograd.py    Winograd's transform matrices and their math
+    lrn.py         FastLRN
+    pooling.py     FastMaxPool2D
+    activation.py  FastReLU
+    linear.py      FastLinear
+    cpu.py         what only the CPU needs: threads, cache-sized chunks, workspaces
 """
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+from ..backend import BACKENDS
 from ..layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
+from ..layers.conv import _pair
+from .activation import FastReLU
+from .conv import FastConv2D, WinogradConv2D, conv2d_class
+from .linear import FastLinear
+from .lrn import FastLRN
+from .pooling import MAX_WINDOW, FastMaxPool2D
 
-__all__ = ["implementations"]
+__all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "WinogradConv2D", "FastLRN",
+           "FastMaxPool2D", "FastReLU", "FastLinear"]
 
 
-def _with_impl(cls, impl):
-    def make(*args, **kwargs):
-        layer = cls(*args, **kwargs)
-        layer.impl = impl
-        return layer
-    make.__name__ = cls.__name__
-    return make
+def maxpool2d_class(kernel_size):
+    """FastMaxPool2D, or the reference MaxPool2D for windows over 255 pixels (FastMaxPool2D's uint8 offsets)."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    return FastMaxPool2D if kh * kw <= MAX_WINDOW else MaxPool2D
+
+
+def _conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, **kwargs):
+    """Conv2D's arguments -> a WinogradConv2D or a FastConv2D, as :func:`conv2d_class` rules."""
+    cls = conv2d_class(in_channels, groups, kernel_size, stride)
+    return cls(in_channels, out_channels, kernel_size, stride, padding, groups, **kwargs)
+
+
+def _maxpool2d(kernel_size=3, stride=2, **kwargs):
+    """MaxPool2D's arguments -> a FastMaxPool2D, or a reference MaxPool2D for windows over 255 pixels."""
+    try:
+        cls = maxpool2d_class(kernel_size)
+    except ValueError:
+        cls = MaxPool2D                     # its constructor names the problem
+    return cls(kernel_size, stride, **kwargs)
 
 
 def implementations(fast=True, backend=None):
-    """The layer classes (or factories) a model is built from: fast ones, or the reference ones."""
-    impl = "fast" if fast else "reference"
-    return SimpleNamespace(**{c.__name__: _with_impl(c, impl) for c in (Conv2D, LRN, MaxPool2D, ReLU, Linear)})
+    """The layer classes (or factories) a model is built from.
+
+    ``fast=False``: the reference classes of tinyalex/layers themselves.
+    ``fast=True``: FastLRN, FastReLU, FastLinear; for Conv2D a factory that
+    picks WinogradConv2D or FastConv2D per layer (:func:`conv2d_class`), for
+    MaxPool2D one that picks FastMaxPool2D (or the reference for windows over
+    255 pixels).
+
+    ``backend`` ("numpy", "cupy", "standin" or None for any): the backend the
+    model will run on. Every backend gets the same fast classes today (on
+    arrays other than NumPy's they skip the CPU-only chunking and threads);
+    GPU-specific classes (tinyalex/fast/cuda.py, to come) will be chosen here.
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"implementations: backend must be one of {BACKENDS} or None, got {backend!r}")
+    if not fast:
+        return SimpleNamespace(Conv2D=Conv2D, LRN=LRN, MaxPool2D=MaxPool2D, ReLU=ReLU, Linear=Linear)
+    return SimpleNamespace(Conv2D=_conv2d, LRN=FastLRN, MaxPool2D=_maxpool2d, ReLU=FastReLU, Linear=FastLinear)

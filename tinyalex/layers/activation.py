@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache
 
 
@@ -14,25 +13,22 @@ class ReLU(Layer):
     Backward: :math:`dx = dout \cdot [x > 0]`: the gradient passes where the
     input was positive and is zero elsewhere (at exactly 0 we take 0).
     Shapes: any; out and dx have the shape of x.
-    """
 
-    impl = "fast"   # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+    A model built with ``fast=False`` runs this class; the default runs
+    ``FastReLU`` (tinyalex/fast/activation.py), the same numbers.
+    """
 
     def __init__(self, dtype=numpy.float32):
         super().__init__(dtype)
         self.mask = None
 
     def forward(self, x):
-        if _fast.check_impl(self) == "fast":
-            return _fast.relu_forward(self, x)
         check_input(self, x, None)
         xp = get_array_module(x)
         self.mask = x > 0
         return xp.where(self.mask, x, xp.zeros((), dtype=x.dtype))
 
     def backward(self, dout):
-        if self.mask is None and getattr(self, "_fast_out", None) is not None:
-            return _fast.relu_backward(self, dout)       # the last forward was the fast one
         need_cache(self, "mask")
         check_dout(self, dout, self.mask.shape)
         xp = get_array_module(dout)

@@ -7,8 +7,6 @@ import numbers
 import numpy
 
 from ..backend import get_array_module
-from . import fast as _fast
-from . import winograd as _winograd
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 
 
@@ -104,18 +102,13 @@ class Conv2D(Layer):
     ``groups=2`` is the paper's two-GPU net on one device: the first half of
     the filters sees only the first half of the input channels.
 
-    With ``impl = "fast"``, stride-1 3x3 and 5x5 layers with enough channels
-    run Winograd's algorithm instead of im2col (the same numbers with fewer
-    multiplications: layers/winograd.py); ``algorithm`` and
-    :meth:`winograd_tile` say when.
+    A model built with ``fast=False`` runs this class; the default runs the
+    same numbers faster with a class of tinyalex/fast/conv.py (im2col into
+    reused buffers, or an algorithm with fewer multiplications; docs/layers.md
+    says which layer gets which).
     """
 
-    impl = "fast"               # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
     compute_input_grad = True   # False: backward returns None (a first layer, whose input is data)
-    algorithm = "auto"          # with impl "fast": "auto" | "im2col" | "winograd" (see winograd_tile)
-    ALGORITHMS = ("auto", "im2col", "winograd")
-    winograd_tiles = {3: 4, 5: 4}   # kernel size r -> output tile m of Winograd F(m x m, r x r)
-    winograd_min_channels = 32      # "auto": Winograd only with at least this many input channels per group
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
@@ -159,50 +152,7 @@ class Conv2D(Layer):
                               f"H+2p >= {kh} and W+2p >= {kw}", f"padded input {H + 2 * ph}x{W + 2 * pw}")
         return (self.out_channels, conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw))
 
-    def winograd_tile(self):
-        """The output tile size m if the fast path runs Winograd F(m x m, r x r), else None (im2col).
-
-        * ``algorithm = "im2col"``: None.
-        * ``"winograd"``: ``winograd_tiles[r]`` (2 for kernel sizes not
-          listed); a ValueError if the layer has stride != 1 or a
-          non-square kernel.
-        * ``"auto"`` (default): Winograd when stride is 1, the kernel is a
-          square r x r with r in ``winograd_tiles`` (3 -> F(4x4, 3x3),
-          5 -> F(4x4, 5x5)) and there are at least ``winograd_min_channels``
-          (32) input channels per group; else im2col.
-
-        Why: Winograd does 4x (3x3) to 6.25x (5x5) fewer multiplications,
-        but its tile transforms cost more than that saves when a layer has
-        few input channels (alexnet-small's conv1, 1 channel: 3x slower;
-        conv2, 16 per group: a tie). On AlexNet's conv2 to conv5 it was
-        1.4 to 2x faster; float32 error about 1e-5 of the largest output
-        (im2col: 6e-7). The measurements and their scripts are in
-        docs/layers.md ("Winograd convolution").
-        """
-        alg = self.algorithm
-        if alg not in self.ALGORITHMS:
-            raise ValueError(f"{self}: algorithm must be one of {self.ALGORITHMS}, got {alg!r}")
-        if alg == "im2col":
-            return None
-        (kh, kw) = self.kernel_size
-        supported = self.stride == (1, 1) and kh == kw
-        if alg == "winograd":
-            if not supported:
-                raise ValueError(f"{self}: algorithm='winograd' needs stride 1 and a square kernel, got "
-                                 f"stride={self.stride}, kernel_size={self.kernel_size}; use 'im2col' or 'auto'")
-            return self.winograd_tiles.get(kh, 2)
-        if supported and kh in self.winograd_tiles and self.in_channels // self.groups >= self.winograd_min_channels:
-            return self.winograd_tiles[kh]
-        return None
-
     def forward(self, x):
-        if _fast.check_impl(self) == "fast":
-            m = self.winograd_tile()
-            if m is not None:
-                return _winograd.conv2d_forward(self, x, m)
-            self._winograd = None
-            return _fast.conv2d_forward(self, x)
-        self._winograd = None
         check_input(self, x, 4, self.in_channels)
         N = x.shape[0]
         F, Ho, Wo = self.output_shape(x.shape[1:])
@@ -217,10 +167,6 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout):
-        if getattr(self, "_winograd", None) is not None:
-            return _winograd.conv2d_backward(self, dout)     # the last forward was Winograd
-        if self.cols is None and getattr(self, "_fast_x", None) is not None:
-            return _fast.conv2d_backward(self, dout)     # the last forward was the fast one
         need_cache(self, "cols")
         N, C, H, W_ = self.x_shape
         F, G = self.out_channels, self.groups

@@ -6,7 +6,6 @@ import math
 import numpy
 
 from ..backend import get_array_module
-from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache
 
 
@@ -18,9 +17,10 @@ class Linear(Layer):
 
     Backward: :math:`dx = dout\, W`, :math:`dW = dout^T x`,
     :math:`db = \sum_n dout_n`.
-    """
 
-    impl = "fast"   # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+    A model built with ``fast=False`` runs this class; the default runs
+    ``FastLinear`` (tinyalex/fast/linear.py), the same numbers.
+    """
 
     def __init__(self, in_features, out_features, weight_std=None, bias_init=0.0, rng=None, dtype=numpy.float32):
         super().__init__(dtype)
@@ -37,15 +37,11 @@ class Linear(Layer):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, x):
-        if _fast.check_impl(self) == "fast":
-            return _fast.linear_forward(self, x)
         check_input(self, x, 2, self.in_features)
         self.x = x
         return x @ self.params["W"].T + self.params["b"]
 
     def backward(self, dout):
-        if _fast.check_impl(self) == "fast":
-            return _fast.linear_backward(self, dout)
         need_cache(self, "x")
         check_dout(self, dout, (self.x.shape[0], self.out_features))
         self.grads["W"] = dout.T @ self.x

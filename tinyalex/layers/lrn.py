@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache
 
 CONVENTIONS = ("paper", "caffe")
@@ -59,9 +58,10 @@ class LRN(Layer):
     The last sum runs over the channels i whose window contains j:
     ``window_sum(dout * b / s, n, transpose=True)`` (the same window for odd n).
     Shapes: x, out, dx all (N, C, H, W).
-    """
 
-    impl = "fast"   # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+    A model built with ``fast=False`` runs this class; the default runs
+    ``FastLRN`` (tinyalex/fast/lrn.py), the same numbers with fewer passes.
+    """
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, convention="paper", dtype=numpy.float32):
         super().__init__(dtype)
@@ -81,8 +81,6 @@ class LRN(Layer):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, convention={self.convention!r}"
 
     def forward(self, x):
-        if _fast.check_impl(self) == "fast":
-            return _fast.lrn_forward(self, x)
         check_input(self, x, 4)
         dt = x.dtype.type   # keep Python constants from changing the dtype
         s = dt(self.k) + dt(self.alpha_eff) * window_sum(x * x, self.size)
@@ -92,8 +90,6 @@ class LRN(Layer):
         return out
 
     def backward(self, dout):
-        if self.x is None and getattr(self, "_fast", None) is not None:
-            return _fast.lrn_backward(self, dout)        # the last forward was the fast one
         need_cache(self, "x")
         check_dout(self, dout, self.x.shape)
         dt = dout.dtype.type

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import fast as _fast
 from .base import Layer, check_dout, check_input, need_cache, shape_error
 from .conv import _pair, conv_output_size
 
@@ -24,9 +23,10 @@ class MaxPool2D(Layer):
     flattened window records the winner, and the backward adds ``dout`` into
     ``dx`` one kernel offset at a time (k*k vectorized slice-adds).
     Shapes: x (N, C, H, W) -> out (N, C, Ho, Wo).
-    """
 
-    impl = "fast"   # "reference": forward/backward below; "fast": the same numbers, layers/fast.py
+    A model built with ``fast=False`` runs this class; the default runs
+    ``FastMaxPool2D`` (tinyalex/fast/pooling.py), the same numbers.
+    """
 
     def __init__(self, kernel_size=3, stride=2, dtype=numpy.float32):
         super().__init__(dtype)
@@ -47,9 +47,6 @@ class MaxPool2D(Layer):
         return (C, conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0))
 
     def forward(self, x):
-        # the fast path records window offsets in uint8: windows above 255 pixels take this path
-        if _fast.check_impl(self) == "fast" and self.kernel_size[0] * self.kernel_size[1] <= 255:
-            return _fast.maxpool_forward(self, x)
         check_input(self, x, 4)
         xp = get_array_module(x)
         N = x.shape[0]
@@ -65,8 +62,6 @@ class MaxPool2D(Layer):
         return xp.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, dout):
-        if self.argmax is None and getattr(self, "_fast_idx", None) is not None:
-            return _fast.maxpool_backward(self, dout)    # the last forward was the fast one
         need_cache(self, "argmax")
         check_dout(self, dout, self.argmax.shape)
         xp = get_array_module(dout)

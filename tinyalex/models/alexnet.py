@@ -43,7 +43,8 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend as B
-from ..layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
+from ..fast import implementations
+from ..layers import LRN, Dropout, Flatten, Tanh
 from ..layers.base import Layer, check_dtype, need_cache
 from ..layers.conv import conv_output_size
 from .towers import (Broadcast, Exchange, Gather, TowerPair, _Link, is_split_state_dict, merge_state_dict,
@@ -280,13 +281,15 @@ class AlexNet(Layer):
         device), or a pair (d0, d1): tower A on d0, tower B on d1; (0, 0) puts
         both towers on device 0.
     backend: "numpy", "cupy" or "standin"; default the current backend.
+    fast: True (default): the fast layer classes of tinyalex/fast; False: the
+        reference classes of tinyalex/layers (see :func:`tinyalex.fast.implementations`).
     """
 
     def __init__(self, num_classes=None, input_shape=None, width=1.0, *, arch="alexnet",
                  channels=None, kernel_sizes=None, strides=None, paddings=None, fc_sizes=None,
                  lrn=True, lrn_convention="paper", lrn_size=5, lrn_alpha=1e-4, lrn_beta=0.75, lrn_k=2.0,
                  lrn_across_towers=False, overlap_pool=True, dropout=0.5, dropout_mode="inverted",
-                 activation="relu", init=None, seed=0, dtype=numpy.float32, devices=None, backend=None):
+                 activation="relu", init=None, seed=0, dtype=numpy.float32, devices=None, backend=None, fast=True):
         super().__init__(dtype)
         a = _arch(arch)
         num_classes = a.num_classes if num_classes is None else num_classes
@@ -323,6 +326,7 @@ class AlexNet(Layer):
                 raise ValueError(f"devices must be None, one device number or a pair (d0, d1), got {devices}")
             self.devices = devices
         self.split = len(self.devices) == 2
+        self.fast = bool(fast)
         if self.split and lrn and lrn_across_towers:
             raise ValueError("lrn_across_towers=True needs one device: on two devices each tower "
                              "normalizes its own channels (use devices=None)")
@@ -424,21 +428,22 @@ class AlexNet(Layer):
     def _make(self, kind, a, name, tower=None, lrn_groups=1):
         """One layer (tower=None: the grouped one; 0/1: tower A's/B's half)."""
         dt = self.dtype
+        L = implementations(self.fast, self.backend)
         half = (lambda n: n) if tower is None else (lambda n: tower_sizes(n)[tower])
         if kind == "conv":
             cin = a["cin"] if tower is None or a["groups"] == 1 else a["cin"] // 2
             groups = a["groups"] if tower is None else 1
-            return Conv2D(cin, half(a["cout"]), a["k"], a["s"], a["p"], groups=groups, rng=_NoDraw, dtype=dt)
+            return L.Conv2D(cin, half(a["cout"]), a["k"], a["s"], a["p"], groups=groups, rng=_NoDraw, dtype=dt)
         if kind == "fc":
-            return Linear(a["fin"], half(a["fout"]), rng=_NoDraw, dtype=dt)
+            return L.Linear(a["fin"], half(a["fout"]), rng=_NoDraw, dtype=dt)
         if kind == "relu":
-            return ReLU(dt)
+            return L.ReLU(dt)
         if kind == "tanh":
             return Tanh(dt)
         if kind == "lrn":
-            return GroupLRN(LRN(dtype=dt, **a), groups=lrn_groups)
+            return GroupLRN(L.LRN(dtype=dt, **a), groups=lrn_groups)
         if kind == "pool":
-            return MaxPool2D(a["k"], a["s"], dtype=dt)
+            return L.MaxPool2D(a["k"], a["s"], dtype=dt)
         if kind == "flatten":
             return Flatten(dt)
         if kind == "dropout":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-LAYER_DIR = Path(__file__).resolve().parents[2] / "tinyalex" / "layers"
+PACKAGE = Path(__file__).resolve().parents[1] / "tinyalex"
+LAYER_FILES = sorted(PACKAGE.glob("layers/*.py")) + sorted(PACKAGE.glob("fast/*.py"))   # reference and fast
 # Functions that build parameters on the host (constructors), validate sizes, or
 # read a state dict (host arrays by definition) may use numpy; everything else
 # touches data that may be on a device.
@@ -32,7 +33,7 @@ def numpy_calls(path):
     return found
 
 
-@pytest.mark.parametrize("path", sorted(LAYER_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", LAYER_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_layer_code_takes_its_array_module_from_the_data(path):
     calls = [c for c in numpy_calls(path) if c[2] != "numpy.dtype"]   # numpy.dtype(...) names a dtype
-    assert calls == [], f"{path.name}: numpy calls on possibly-device data (use xp = get_array_module(x)): {calls}"
+    assert calls == [], f"{path.parent.name}/{path.name}: numpy calls on possibly-device data (use xp = get_array_module(x)): {calls}"

@@ -1,0 +1,106 @@
+"""tinyalex/fast/cpu.py: chunks and threads on NumPy only, reused workspaces and gradient arrays."""
+import threading
+
+import numpy as np
+import pytest
+
+from tinyalex import backend as B
+from tinyalex.fast.cpu import Workspaces, grad_buffer, in_chunks, num_threads
+from tinyalex.layers import Linear
+
+
+def record_chunks(n, xp, **kwargs):
+    """in_chunks over range(n): the (lo, hi) pairs it called and the threads it called them from."""
+    calls, lock = [], threading.Lock()
+
+    def work(lo, hi):
+        with lock:
+            calls.append((lo, hi, threading.get_ident()))
+
+    in_chunks(n, work, xp, **kwargs)
+    return sorted(c[:2] for c in calls), {c[2] for c in calls}
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("n,item_bytes", [(1, 0), (7, 0), (10, 3 << 20), (5, 100 << 20)])
+def test_in_chunks_covers_the_range_exactly_once_on_numpy(threads, n, item_bytes, monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", threads)
+    chunks, _ = record_chunks(n, np, item_bytes=item_bytes)
+    covered = [i for lo, hi in chunks for i in range(lo, hi)]
+    assert covered == list(range(n))
+
+
+def test_in_chunks_splits_numpy_work_into_cache_sized_chunks_on_threads(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", "2")
+    chunks, threads = record_chunks(8, np, item_bytes=4 << 20, chunk_bytes=8 << 20)   # 2 items per chunk
+    assert chunks == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert threading.get_ident() not in threads                    # run on the pool's threads
+
+
+def test_in_chunks_with_one_thread_runs_the_chunks_in_the_calling_thread(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", "1")
+    chunks, threads = record_chunks(8, np, item_bytes=4 << 20, chunk_bytes=8 << 20)
+    assert len(chunks) == 4 and threads == {threading.get_ident()}
+
+
+def test_in_chunks_does_not_thread_or_chunk_for_a_module_other_than_numpy(monkeypatch):
+    """On the stand-in (as on CuPy) the work is one whole-array call, in the calling thread."""
+    monkeypatch.setenv("TINYALEX_THREADS", "4")
+    with B.use_backend("standin", 1):
+        xp = B.get_array_module(B.asarray(np.zeros(3)))
+    assert xp is not np
+    chunks, threads = record_chunks(64, xp, item_bytes=1 << 30, chunk_bytes=1)
+    assert chunks == [(0, 64)] and threads == {threading.get_ident()}
+
+
+def test_in_chunks_reraises_a_workers_exception(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", "2")
+
+    def work(lo, hi):
+        if lo > 0:
+            raise RuntimeError(f"chunk {lo}:{hi} failed")
+
+    with pytest.raises(RuntimeError, match="chunk 4:8 failed"):
+        in_chunks(8, work, np)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_bad_tinyalex_threads_is_refused_naming_the_variable(value, monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", value)
+    with pytest.raises(ValueError, match=f"TINYALEX_THREADS must be a positive integer, got '{value}'"):
+        num_threads()
+
+
+def test_tinyalex_threads_sets_the_count_and_defaults_to_the_cpus(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", " 3 ")
+    assert num_threads() == 3
+    monkeypatch.delenv("TINYALEX_THREADS")
+    assert num_threads() >= 1
+
+
+def test_workspace_is_reused_while_shape_dtype_and_device_stay_the_same():
+    ws, like = Workspaces(), np.zeros(1, np.float32)
+    a = ws.get("cols", (3, 4), np.float32, like)
+    assert ws.get("cols", (3, 4), np.float32, like) is a and ws["cols"] is a
+    assert ws.get("cols", (4, 3), np.float32, like) is not a              # shape changed
+    assert ws.get("cols", (4, 3), np.float64, like).dtype == np.float64    # dtype changed
+    assert ws.get("other", (4, 3), np.float64, like) is not ws["cols"]    # names are separate
+
+
+def test_workspace_zero_fills_a_new_buffer_and_follows_the_device():
+    ws = Workspaces()
+    assert not ws.get("xpad", (5, 5), np.float64, np.zeros(1), zero=True).any()
+    with B.use_backend("standin", 1), B.device(1):
+        on_device = B.asarray(np.zeros(1))
+        buf = ws.get("xpad", (5, 5), np.float64, on_device, zero=True)
+        assert B.backend_of(buf) == "standin" and B.device_of(buf) == 1
+    ws.clear()
+    assert ws.buffers == {}
+
+
+def test_grad_buffer_reuses_the_gradient_array_only_when_it_fits():
+    layer = Linear(3, 2, dtype=np.float64)
+    g = grad_buffer(layer, "W", (2, 3), np.float64, np.zeros(1))
+    assert layer.grads["W"] is g
+    assert grad_buffer(layer, "W", (2, 3), np.float64, np.zeros(1)) is g
+    assert grad_buffer(layer, "W", (2, 3), np.float32, np.zeros(1)) is not g

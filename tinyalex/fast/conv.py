@@ -1,0 +1,404 @@
+r"""Fast Conv2D: the reference's numbers, with fewer copies (FastConv2D) or fewer multiplications (WinogradConv2D).
+
+Read the reference :class:`~tinyalex.layers.Conv2D` (tinyalex/layers/conv.py)
+first: it is the specification. Both classes here are subclasses of it with
+the same constructor, parameters and checks; each owns its forward, its
+backward and what it keeps between them (named attributes, listed in its
+docstring). tests/fast/test_conv.py checks both against the reference.
+
+:func:`conv2d_class` is the rule a model built with ``fast=True`` uses to pick
+one of them per layer (through :func:`tinyalex.fast.implementations`).
+"""
+from __future__ import annotations
+
+import numbers
+
+from ..backend import device_of, get_array_module, to_device_of
+from ..layers.base import check_dout, check_input, need_cache
+from ..layers.conv import Conv2D, _pair
+from .cpu import Workspaces, grad_buffer, in_chunks, num_threads
+from .winograd import kron_transforms
+
+__all__ = ["FastConv2D", "WinogradConv2D", "conv2d_class"]
+
+
+class FastConv2D(Conv2D):
+    """Conv2D by im2col, as the reference, with reused buffers and BLAS-friendly products.
+
+    What it optimizes (measured in docs/performance.md):
+
+    * Workspaces: the im2col matrix ``cols`` (G, K, N*Ho*Wo), the padded
+      input and the (G, F/G, N*Ho*Wo) product are kept in ``self.workspaces``
+      and reused from step to step, not allocated afresh: a fresh 200 MB
+      array costs page faults on every step.
+    * ``cols`` is filled by one ``copyto`` from a strided view of the padded
+      input (no intermediate copies), split over threads (fast/cpu.py).
+    * The weight gradient is computed as ``dW^T = cols @ dout^T`` (a
+      (K, M) x (M, F/G) product): OpenBLAS splits this form across threads
+      well, and with 2 threads it ran 1.1 to 4x faster than the equivalent
+      ``dout @ cols^T`` on AlexNet's shapes (5 to 10% with one thread).
+    * ``dcols = W^T @ dout`` is written into the ``cols`` workspace (``cols``
+      is no longer needed once dW is known), and col2im adds it into a
+      channel-major (C, N, H, W) buffer, so that each of the kh*kw
+      slice-adds reads its source contiguously.
+    * ``compute_input_grad = False`` (for the first layer, whose input is the
+      data) skips dcols and col2im altogether, as PyTorch does.
+    * Gradients are written into the existing ``grads`` arrays when their
+      shape matches (as PyTorch's ``.grad``): copy them if you keep them
+      across steps.
+
+    Kept between forward and backward: ``x`` (the input) and ``cols_valid``
+    (whether the ``cols`` workspace still holds im2col(x): a backward writes
+    dcols over it, so a second backward rebuilds it).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workspaces = Workspaces()
+        self.x = None
+        self.cols_valid = False
+
+    def _geometry(self, x_shape):
+        N, C, H, W = x_shape
+        F, Ho, Wo = self.output_shape((C, H, W))
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, self.groups
+
+    def _fill_cols(self, x):
+        """cols[g, (c, i, j), (n, y, x)] = xpad[n, g*Cg + c, y*sh + i, x*sw + j], into the workspace."""
+        xp = get_array_module(x)
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        if ph or pw:
+            xpad = self.workspaces.get("xpad", (N, C, H + 2 * ph, W + 2 * pw), x.dtype, x, zero=True)
+            # the interior gets x; the border stays zero
+            in_chunks(N, lambda lo, hi: xp.copyto(xpad[lo:hi, :, ph:ph + H, pw:pw + W], x[lo:hi]), xp)
+        else:
+            xpad = x
+        sN, sC, sH, sW = xpad.strides
+        view = xp.lib.stride_tricks.as_strided(
+            xpad, shape=(C, kh, kw, N, Ho, Wo), strides=(sC, sH, sW, sN, sH * sh, sW * sw))
+        K = (C // G) * kh * kw
+        cols = self.workspaces.get("cols", (G, K, N * Ho * Wo), x.dtype, x)
+        cols6 = cols.reshape(C, kh, kw, N, Ho, Wo)
+        if C >= 4 * num_threads():         # split the copy over channels, or over kernel rows if few
+            in_chunks(C, lambda lo, hi: xp.copyto(cols6[lo:hi], view[lo:hi]), xp)
+        else:
+            in_chunks(kh, lambda lo, hi: xp.copyto(cols6[:, lo:hi], view[:, lo:hi]), xp)
+        self.cols_valid = True
+        return cols
+
+    def forward(self, x):
+        """im2col into a reused workspace, one batched product, bias fused in the layout change."""
+        check_input(self, x, 4, self.in_channels)
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        Wt, b = self.params["W"], self.params["b"]
+        xp = get_array_module(x, Wt)
+        cols = self._fill_cols(x)                                        # (G, K, M), M = N*Ho*Wo
+        prod = self.workspaces.get("prod", (G, F // G, N * Ho * Wo), x.dtype, x)
+        xp.matmul(Wt.reshape(G, F // G, -1), cols, out=prod)             # (G, F/G, M)
+        out = xp.empty((N, F, Ho * Wo), dtype=x.dtype)
+        # (F, N, Ho*Wo) -> (N, F, Ho*Wo), adding the bias on the way
+        prodT, bcol = prod.reshape(F, N, Ho * Wo).transpose(1, 0, 2), b.reshape(1, F, 1)
+        in_chunks(N, lambda lo, hi: xp.add(prodT[lo:hi], bcol, out=out[lo:hi]), xp)
+        self.x = x
+        return out.reshape(N, F, Ho, Wo)
+
+    def backward(self, dout):
+        """dW^T = cols @ dout^T; dcols written over cols; channel-major col2im."""
+        need_cache(self, "x")
+        x = self.x
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        check_dout(self, dout, (N, F, Ho, Wo))
+        xp = get_array_module(dout)
+        Wt = self.params["W"]
+        M = N * Ho * Wo
+        cols = self.workspaces["cols"] if self.cols_valid else self._fill_cols(x)
+        K = cols.shape[1]
+        dout_g = self.workspaces.get("prod", (G, F // G, M), dout.dtype, dout)
+        dg3, d3 = dout_g.reshape(F, N, Ho * Wo), dout.reshape(N, F, Ho * Wo).transpose(1, 0, 2)
+        in_chunks(F, lambda lo, hi: xp.copyto(dg3[lo:hi], d3[lo:hi]), xp)
+        # dW_g = dout_g @ cols_g^T, computed as its transpose cols_g @ dout_g^T (threads better in OpenBLAS)
+        dWt = xp.matmul(cols, dout_g.transpose(0, 2, 1))                 # (G, K, F/G)
+        dW = grad_buffer(self, "W", Wt.shape, Wt.dtype, dout)
+        xp.copyto(dW.reshape(G, F // G, K), dWt.transpose(0, 2, 1))
+        db = grad_buffer(self, "b", (F,), Wt.dtype, dout)
+        xp.sum(dout_g.reshape(F, M), axis=1, out=db)
+        if not self.compute_input_grad:
+            return None
+        # dcols_g = W_g^T @ dout_g, into the cols workspace (cols is spent)
+        xp.matmul(Wt.reshape(G, F // G, K).transpose(0, 2, 1), dout_g, out=cols)
+        self.cols_valid = False
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        dxT = self.workspaces.get("dxT", (C, N, Hp, Wp), dout.dtype, dout)   # channel-major, padded
+        d = cols.reshape(C, kh, kw, N, Ho, Wo)
+
+        def col2im(lo, hi):                     # channels lo..hi
+            dxT[lo:hi] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    # entries (c, i, j, n, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
+                    dxT[lo:hi, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += d[lo:hi, i, j]
+
+        in_chunks(C, col2im, xp)
+        dx = xp.empty((N, C, H, W), dtype=dout.dtype)
+        dxv = dxT[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+        in_chunks(N, lambda lo, hi: xp.copyto(dx[lo:hi], dxv[lo:hi]), xp)
+        return dx
+
+
+# Changing a batch-innermost (C, H, W, N) buffer back to (N, C, H, W) is done
+# this many bytes at a time (measured: 27 ms in one piece, 8 to 10 ms in
+# chunks of a few channels, for conv2's 32x256x27x27 output).
+_TRANSPOSE_CHUNK = 1 << 20
+
+
+class WinogradConv2D(Conv2D):
+    r"""Conv2D by Winograd's minimal filtering F(m x m, r x r): the same numbers with fewer multiplications.
+
+    Lavin & Gray (2015). The math, the transform matrices and how the
+    backward transposes every step are in tinyalex/fast/winograd.py. Per
+    m x m output tile and (filter, channel) pair, the products cost
+    (m + r - 1)^2 multiply-adds instead of im2col's m^2 r^2: 4x fewer for
+    F(4x4, 3x3), 6.25x for F(4x4, 5x5), less what the ragged last tiles waste.
+    The price: tile transforms (which cost more than they save when a layer
+    has few input channels, see :func:`conv2d_class`) and float32 round-off
+    about 1e-5 of the largest output (im2col: 6e-7); float64 agrees with
+    im2col to round-off. Measurements and their scripts: docs/layers.md
+    ("Winograd convolution").
+
+    Only stride 1 and square r x r kernels (any padding, map size, groups).
+    ``tile`` is the output tile m (default ``tiles[r]``: 4 for 3x3 and 5x5,
+    2 for other sizes).
+
+    Workspaces (tiles, transformed input, products, padded buffers) are kept
+    in ``self.workspaces`` and reused; the transform matrices in
+    ``self.constants``, cast once per dtype and device. Kept between forward
+    and backward: ``x`` (the input), ``U`` (the transformed filters),
+    ``geometry`` (the tiling) and ``V_valid`` (whether the ``V`` workspace
+    still holds the transformed input: a backward writes dV over it, so a
+    second backward rebuilds it).
+    """
+
+    tiles = {3: 4, 5: 4}    # kernel size r -> output tile m of F(m x m, r x r)
+    min_channels = 32       # conv2d_class: Winograd only with at least this many input channels per group
+
+    def __init__(self, *args, tile=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        kh, kw = self.kernel_size
+        if self.stride != (1, 1) or kh != kw:
+            raise ValueError(f"WinogradConv2D needs stride 1 and a square kernel, got stride={self.stride}, "
+                             f"kernel_size={self.kernel_size}; use FastConv2D")
+        self.tile = self.tiles.get(kh, 2) if tile is None else int(tile)
+        if self.tile < 1:
+            raise ValueError(f"WinogradConv2D: tile must be >= 1, got {tile}")
+        self.workspaces = Workspaces()
+        self.constants = {}
+        self.x, self.U, self.geometry, self.V_valid = None, None, None, False
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, tile={self.tile}"
+
+    def _transforms(self, like):
+        """(KB, KG, KA) of fast/winograd.py in ``like``'s dtype and on its device (cast and copied once)."""
+        key = (self.tile, str(like.dtype), get_array_module(like).__name__, device_of(like))
+        if key not in self.constants:
+            host = [K.astype(like.dtype) for K in kron_transforms(self.tile, self.kernel_size[0])]
+            self.constants.clear()
+            self.constants[key] = tuple(to_device_of(K, like) for K in host)
+        return self.constants[key]
+
+    def _geometry(self, x_shape):
+        """Shapes: tiles th x tw of m x m outputs; input tiles a x a read from a padded input (Hp, Wp)."""
+        m = self.tile
+        N, C, H, W = x_shape
+        F, Ho, Wo = self.output_shape((C, H, W))
+        r = self.kernel_size[0]
+        p_h, p_w = self.padding
+        a = m + r - 1
+        th, tw = -(-Ho // m), -(-Wo // m)
+        Hp, Wp = th * m + r - 1, tw * m + r - 1          # >= H + 2p: the extra rows/columns are zeros
+        return dict(N=N, C=C, H=H, W=W, F=F, Ho=Ho, Wo=Wo, r=r, ph=p_h, pw=p_w, a=a, th=th, tw=tw,
+                    Hp=Hp, Wp=Wp, T=N * th * tw, G=self.groups)
+
+    def _gather_tiles(self, x, g):
+        """D (a*a, C, T): D[(i, j), c, (ty, tx, n)] = xpad[n, c, ty*m + i, tx*m + j].
+
+        The padded input is kept batch-innermost, xpadT (C, Hp, Wp, N): then the
+        tiles are one copy from a strided view whose innermost axis (the batch)
+        is contiguous. (With the usual (N, C, H, W) layout the innermost axis
+        would be the tw tiles of a row, stride m: 4 to 7 times slower.)
+        """
+        xp = get_array_module(x)
+        m = self.tile
+        N, C, H, W, a, th, tw = g["N"], g["C"], g["H"], g["W"], g["a"], g["th"], g["tw"]
+        ph, pw = g["ph"], g["pw"]
+        xpadT = self.workspaces.get("xpadT", (C, g["Hp"], g["Wp"], N), x.dtype, x, zero=True)
+        # the interior gets x; the border (padding and ragged-edge extension) stays zero
+        xT = x.transpose(1, 2, 3, 0)
+        in_chunks(C, lambda lo, hi: xp.copyto(xpadT[lo:hi, ph:ph + H, pw:pw + W], xT[lo:hi]), xp)
+        sC, sH, sW, sN = xpadT.strides
+        view = xp.lib.stride_tricks.as_strided(
+            xpadT, shape=(a, a, C, th, tw, N), strides=(sH, sW, sC, sH * m, sW * m, sN))
+        D = self.workspaces.get("D", (a * a, C, g["T"]), x.dtype, x)
+        D6 = D.reshape(a, a, C, th, tw, N)
+        in_chunks(C, lambda lo, hi: xp.copyto(D6[:, :, lo:hi], view[:, :, lo:hi]), xp)
+        return D
+
+    def _transform_input(self, x, g, KB):
+        """V = B^T d B for every channel and tile, into the V workspace: one (a^2, a^2) @ (a^2, C*T) product."""
+        xp = get_array_module(x)
+        a, C, T = g["a"], g["C"], g["T"]
+        D = self._gather_tiles(x, g)
+        V = self.workspaces.get("V", (a * a, C, T), x.dtype, x)
+        xp.matmul(KB, D.reshape(a * a, C * T), out=V.reshape(a * a, C * T))
+        self.V_valid = True
+        return V
+
+    def forward(self, x):
+        """Winograd F(m x m, r x r): transform tiles and filters, a*a batched products, transform back."""
+        check_input(self, x, 4, self.in_channels)
+        m = self.tile
+        Wt, b = self.params["W"], self.params["b"]
+        xp = get_array_module(x, Wt)
+        g = self._geometry(x.shape)
+        C, F, G, a, T, r = g["C"], g["F"], g["G"], g["a"], g["T"], g["r"]
+        KB, KG, KA = self._transforms(x)
+        V = self._transform_input(x, g, KB)
+        # U = G g G^T for every filter: (a^2, r^2) @ (r^2, F*Cg)
+        Cg = C // G
+        U = xp.matmul(KG, Wt.reshape(F * Cg, r * r).T)                       # (a^2, F*Cg), columns (f, c)
+        # M[xi] = U[xi] @ V[xi], batched over the a^2 points and the groups
+        Ub = U.reshape(a * a * G, F // G, Cg)
+        Vb = V.reshape(a * a * G, Cg, T)
+        Mw = self.workspaces.get("M", (a * a, F, T), x.dtype, x)
+        # one batched matmul (one BLAS call per point and group, each on all BLAS threads): on an idle
+        # machine faster than splitting the points over tinyalex's threads (docs/layers.md)
+        xp.matmul(Ub, Vb, out=Mw.reshape(a * a * G, F // G, T))
+        # Y = A^T M A per tile: (m^2, a^2) @ (a^2, F*T)
+        Y = self.workspaces.get("Y", (m * m, F, T), x.dtype, x)
+        xp.matmul(KA, Mw.reshape(a * a, F * T), out=Y.reshape(m * m, F * T))
+        out = self._scatter_output(Y, g, b, xp)
+        self.x, self.U, self.geometry = x, U, g
+        return out
+
+    def _scatter_output(self, Y, g, b, xp):
+        """out[n, f, ty*m + p, tx*m + q] = Y[(p, q), f, (ty, tx, n)] + b[f], cropped to (Ho, Wo).
+
+        Two copies: m*m strided writes into a batch-innermost (F, th*m, tw*m, N)
+        buffer (contiguous innermost axis), then one layout change to (N, F, Ho,
+        Wo) that adds the bias on the way.
+        """
+        m = self.tile
+        N, F, Ho, Wo, th, tw = g["N"], g["F"], g["Ho"], g["Wo"], g["th"], g["tw"]
+        outT = self.workspaces.get("outT", (F, th * m, tw * m, N), Y.dtype, Y)
+        Y6 = Y.reshape(m, m, F, th, tw, N)
+
+        def tiles_to_map(lo, hi):               # filters lo..hi
+            for p in range(m):
+                for q in range(m):
+                    xp.copyto(outT[lo:hi, p::m, q::m], Y6[p, q, lo:hi])
+
+        in_chunks(F, tiles_to_map, xp)
+        out = xp.empty((N, F, Ho, Wo), dtype=Y.dtype)
+        src, bcol = outT[:, :Ho, :Wo].transpose(3, 0, 1, 2), b.reshape(1, F, 1, 1)
+        # a few filters at a time, so that what one chunk reads and writes stays in cache (3-4x faster)
+        in_chunks(F, lambda lo, hi: xp.add(src[:, lo:hi], bcol[:, lo:hi], out=out[:, lo:hi]), xp,
+                  item_bytes=N * Ho * Wo * Y.itemsize, chunk_bytes=_TRANSPOSE_CHUNK)
+        return out
+
+    def backward(self, dout):
+        """dM = A dY A^T; dU = dM V^T -> dW; dV = U^T dM -> dx. Exact gradients (every step transposed)."""
+        need_cache(self, "x")
+        m, g, U = self.tile, self.geometry, self.U
+        N, C, H, W, F, Ho, Wo, G, a, T, r = (g[k] for k in ("N", "C", "H", "W", "F", "Ho", "Wo", "G", "a", "T", "r"))
+        th, tw = g["th"], g["tw"]
+        check_dout(self, dout, (N, F, Ho, Wo))
+        xp = get_array_module(dout)
+        Wt = self.params["W"]
+        Cg = C // G
+        KB, KG, KA = self._transforms(dout)
+        # a second backward after one forward: dV was written over V, rebuild it
+        V = self.workspaces["V"] if self.V_valid else self._transform_input(self.x, g, KB)
+        # dY per output tile, zero beyond (Ho, Wo): the transpose of the cropping scatter
+        doutT = self.workspaces.get("outT", (F, th * m, tw * m, N), dout.dtype, dout)
+        if th * m != Ho or tw * m != Wo:
+            doutT[:, Ho:] = 0
+            doutT[:, :, Wo:] = 0
+        dsrc = dout.transpose(1, 2, 3, 0)
+        in_chunks(F, lambda lo, hi: xp.copyto(doutT[lo:hi, :Ho, :Wo], dsrc[lo:hi]), xp)
+        dY = self.workspaces.get("Y", (m * m, F, T), dout.dtype, dout)
+        dY6 = dY.reshape(m, m, F, th, tw, N)
+
+        def map_to_tiles(lo, hi):                # filters lo..hi
+            for p in range(m):
+                for q in range(m):
+                    xp.copyto(dY6[p, q, lo:hi], doutT[lo:hi, p::m, q::m])
+
+        in_chunks(F, map_to_tiles, xp)
+        # dM = (A^T (x) A^T)^T dY
+        dM = self.workspaces.get("M", (a * a, F, T), dout.dtype, dout)
+        xp.matmul(KA.T, dY.reshape(m * m, F * T), out=dM.reshape(a * a, F * T))
+        dMb = dM.reshape(a * a * G, F // G, T)
+        # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = (G (x) G)^T dU
+        dU = xp.empty((a * a * G, F // G, Cg), dtype=dout.dtype)
+        xp.matmul(dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), out=dU)
+        dg = xp.matmul(KG.T, dU.reshape(a * a, F * Cg))                           # (r^2, F*Cg)
+        dW = grad_buffer(self, "W", Wt.shape, Wt.dtype, dout)
+        xp.copyto(dW.reshape(F * Cg, r * r), dg.T)
+        db = grad_buffer(self, "b", (F,), Wt.dtype, dout)
+        xp.sum(dout, axis=(0, 2, 3), out=db)
+        if not self.compute_input_grad:
+            return None
+        # dx: dV[xi] = U[xi]^T @ dM[xi], written over V (spent once dU is known)
+        Ub = U.reshape(a * a * G, F // G, Cg)
+        xp.matmul(Ub.transpose(0, 2, 1), dMb, out=V.reshape(a * a * G, Cg, T))
+        self.V_valid = False
+        # dd = (B^T (x) B^T)^T dV per tile, into the tile workspace D
+        dD = self.workspaces.get("D", (a * a, C, T), dout.dtype, dout)
+        xp.matmul(KB.T, V.reshape(a * a, C * T), out=dD.reshape(a * a, C * T))
+        dD6 = dD.reshape(a, a, C, th, tw, N)
+        # scatter-add the overlapping tiles into the batch-innermost padded buffer, then crop
+        dxT = self.workspaces.get("dxT", (C, g["Hp"], g["Wp"], N), dout.dtype, dout)
+
+        def tiles_to_input(lo, hi):              # channels lo..hi
+            dxT[lo:hi] = 0
+            for i in range(a):
+                for j in range(a):
+                    dxT[lo:hi, i:i + m * th:m, j:j + m * tw:m] += dD6[i, j, lo:hi]
+
+        in_chunks(C, tiles_to_input, xp)
+        ph, pw = g["ph"], g["pw"]
+        dx = xp.empty((N, C, H, W), dtype=dout.dtype)
+        dxv = dxT[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2)
+        in_chunks(C, lambda lo, hi: xp.copyto(dx[:, lo:hi], dxv[:, lo:hi]), xp,
+                  item_bytes=N * H * W * dout.itemsize, chunk_bytes=_TRANSPOSE_CHUNK)
+        return dx
+
+
+def conv2d_class(in_channels, groups, kernel_size, stride):
+    """The fast class for a Conv2D of this shape: WinogradConv2D or FastConv2D.
+
+    WinogradConv2D when the stride is 1, the kernel is a square r x r with r
+    in ``WinogradConv2D.tiles`` (3 -> F(4x4, 3x3), 5 -> F(4x4, 5x5)) and there
+    are at least ``WinogradConv2D.min_channels`` (32) input channels per
+    group; else FastConv2D (im2col).
+
+    Why: Winograd does 4x (3x3) to 6.25x (5x5) fewer multiplications, but its
+    tile transforms cost more than that saves when a layer has few input
+    channels (alexnet-small's conv1, 1 channel: 3x slower; conv2, 16 per
+    group: a tie). On AlexNet's conv2 to conv5 it was 1.4 to 2x faster;
+    float32 error about 1e-5 of the largest output (im2col: 6e-7). The
+    measurements and their scripts are in docs/layers.md ("Winograd
+    convolution"). Arguments a Conv2D would refuse give FastConv2D, whose
+    constructor then names the problem.
+    """
+    try:
+        (kh, kw), stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    except ValueError:
+        return FastConv2D
+    if not (isinstance(groups, numbers.Integral) and isinstance(in_channels, numbers.Integral) and groups >= 1):
+        return FastConv2D
+    if (stride == (1, 1) and kh == kw and kh in WinogradConv2D.tiles
+            and in_channels // groups >= WinogradConv2D.min_channels):
+        return WinogradConv2D
+    return FastConv2D

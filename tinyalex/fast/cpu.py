@@ -1,0 +1,144 @@
+"""What only the CPU needs: threads for elementwise work, cache-sized chunks, reused buffers.
+
+Threads
+    NumPy runs an elementwise operation on one core; OpenBLAS runs matrix
+    products on all of them. The fast layers split their elementwise work
+    (LRN, pooling, ReLU, im2col, col2im, layout changes) into chunks along
+    the batch or channel axis and run the chunks on a small pool of threads:
+    NumPy releases the GIL inside its loops, so the chunks run in parallel.
+    ``TINYALEX_THREADS`` (default: the number of CPUs) sets the count; 1
+    turns it off.
+
+Chunks
+    A chunk of about ``chunk_bytes`` keeps its temporaries in the CPU's cache.
+
+Both only for NumPy arrays: :func:`in_chunks` on any other array module
+(CuPy, the device stand-in) makes one call on the whole range, no loop and
+no threads (a GPU runs a whole array at once, and the stand-in's current
+device is per thread).
+
+Workspaces
+    A fresh 200 MB array costs page faults on every step; a fast layer keeps
+    its large buffers in a :class:`Workspaces` it owns and reuses them while
+    shape, dtype and device stay the same. :func:`grad_buffer` does the same
+    for parameter gradients.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy
+
+from ..backend import device_of, get_array_module
+
+__all__ = ["num_threads", "in_chunks", "Workspaces", "grad_buffer"]
+
+
+def num_threads():
+    """Threads for the elementwise work: TINYALEX_THREADS, else the number of CPUs."""
+    env = os.environ.get("TINYALEX_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"TINYALEX_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"TINYALEX_THREADS must be a positive integer, got {env!r}")
+        return n
+    return os.cpu_count() or 1
+
+
+_pool = {"executor": None, "size": 0, "pid": None, "lock": threading.Lock()}
+
+
+def _executor(n):
+    """The process's pool of ``n`` worker threads (made again after a fork or a change of n)."""
+    with _pool["lock"]:
+        if _pool["pid"] != os.getpid():      # after a fork the parent's threads do not exist here
+            _pool["executor"] = None
+        if _pool["executor"] is None or _pool["size"] != n:
+            if _pool["executor"] is not None:
+                _pool["executor"].shutdown(wait=False)
+            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinyalex")
+            _pool["size"], _pool["pid"] = n, os.getpid()
+        return _pool["executor"]
+
+
+def in_chunks(n, work, xp, item_bytes=0, chunk_bytes=8 << 20):
+    """Call ``work(lo, hi)`` on chunks covering range(n), in parallel for NumPy.
+
+    Chunks are about ``chunk_bytes`` (given ``item_bytes`` per index) so that
+    each chunk's temporaries stay in cache, and there are at least as many
+    chunks as threads. ``work`` must write only to its own chunk.
+
+    ``xp`` other than NumPy: one call ``work(0, n)`` in this thread.
+    """
+    if xp is not numpy:
+        work(0, n)
+        return
+    threads = num_threads()
+    parts = max(1, min(n, threads))
+    if item_bytes:
+        parts = max(parts, min(n, -(-n * item_bytes // chunk_bytes)))
+    if parts == 1 or threads == 1 and not item_bytes:
+        work(0, n)
+        return
+    bounds = [n * k // parts for k in range(parts + 1)]
+    pairs = [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k + 1] > bounds[k]]
+    if threads == 1:
+        for lo, hi in pairs:
+            work(lo, hi)
+        return
+    ex = _executor(threads)
+    futures = [ex.submit(work, lo, hi) for lo, hi in pairs]
+    for f in futures:
+        f.result()          # re-raises a worker's exception here
+
+
+def _fits(buf, shape, dtype, like):
+    """Whether ``buf`` can be reused for an array of this shape and dtype beside ``like``."""
+    return (buf is not None and buf.shape == tuple(shape) and buf.dtype == dtype
+            and get_array_module(buf) is get_array_module(like) and device_of(buf) == device_of(like))
+
+
+class Workspaces:
+    """Named buffers a fast layer reuses from step to step.
+
+    ``ws.get("cols", shape, dtype, like)`` returns the buffer called "cols",
+    allocated again (on ``like``'s backend and device) only when shape, dtype
+    or device changed. ``zero=True`` fills a new buffer with zeros (a padded
+    input's border stays zero because only its interior is ever written).
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype, like, zero=False):
+        buf = self.buffers.get(name)
+        if not _fits(buf, shape, dtype, like):
+            xp = get_array_module(like)
+            buf = xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+            self.buffers[name] = buf
+        return buf
+
+    def __getitem__(self, name):
+        return self.buffers[name]
+
+    def clear(self):
+        """Drop every buffer (frees the memory; the next forward allocates again)."""
+        self.buffers.clear()
+
+
+def grad_buffer(layer, key, shape, dtype, like):
+    """The array to write ``layer.grads[key]`` into: the existing one if it fits, else a new one.
+
+    Writing into the existing array (as PyTorch's ``.grad``) saves an
+    allocation per step: copy a gradient if you keep it across steps.
+    """
+    g = layer.grads.get(key)
+    if not _fits(g, shape, dtype, like):
+        g = get_array_module(like).empty(shape, dtype=dtype)
+        layer.grads[key] = g
+    return g
