@@ -98,11 +98,12 @@ def test_torch_step_net_computes_the_same_logits_as_tinyalex():
     torch = pytest.importorskip("torch")
     net = bench.build_tinyalex_net("tiny", np.float64).eval()
     tnet = bench.build_torch_net("tiny").double().eval()
+    layers = dict(net.named_layers())
     with torch.no_grad():
         for name, module in tnet.named_children():
             if hasattr(module, "weight"):
-                module.weight.copy_(torch.from_numpy(net.steps[name].params["W"]))
-                module.bias.copy_(torch.from_numpy(net.steps[name].params["b"]))
+                module.weight.copy_(torch.from_numpy(layers[name].params["W"]))
+                module.bias.copy_(torch.from_numpy(layers[name].params["b"]))
         x = np.random.default_rng(0).standard_normal((2, 3, 67, 67)) * 30
         want = tnet(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net.forward(x), want, rtol=1e-9, atol=1e-12)

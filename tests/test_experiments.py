@@ -3,9 +3,9 @@
 Quick modes use synthetic data, so nothing here needs a dataset on disk; the
 one test that reads the CIFAR-10 JPEG copy skips when it is absent.
 """
+import ast
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,10 @@ import pytest
 from tinyalex import cli
 from tinyalex.data import ArrayDataset
 from tinyalex.experiments import EXPERIMENTS, get_experiment, resolve_settings, run_experiment
-from tinyalex.experiments.common import (History, Settings, balanced_subset, fmt, load_data,
-                                         small_alexnet, summarize, write_atomic)
+from tinyalex.experiments.common import (Settings, balanced_subset, epochs_to_near_best_test, fmt,
+                                         history_json, load_subsets, quick_settings, small_alexnet,
+                                         summarize, time_to_train_error, train, train_config)
+from tinyalex.train import History
 from tinyalex.experiments.retrieval import nearest, precision_at_k
 from tinyalex.experiments.tower_filters import colour_fraction, specialisation
 
@@ -118,16 +120,76 @@ def test_balanced_subset_takes_equal_numbers_per_class():
     assert np.bincount(sub.labels, minlength=4).tolist() == [5, 5, 5, 5]
 
 
-def test_time_to_train_error_reads_first_chunk_at_or_below_threshold():
-    h = History(chunk_error=[0.5, 0.3, 0.2, 0.25], chunk_seconds=[1, 2, 3, 4],
-                chunk_epoch=[0.5, 1.0, 1.5, 2.0])
-    assert h.time_to_train_error(0.25) == (1.5, 3)
-    assert all(math.isnan(v) for v in h.time_to_train_error(0.1))
+def _history(test_errors=(), windows=()):
+    """A trainer History whose epochs hold the given test errors and (two per epoch) windows."""
+    rows = [{"val_top1": 1 - e, "windows": []} for e in test_errors]
+    for i, (err, sec, ep) in enumerate(windows):
+        rows[i // 2]["windows"].append({"train_error": err, "seconds": sec, "epoch": ep})
+    return History(run_dir=None, epochs=rows)
+
+
+def test_time_to_train_error_reads_first_window_at_or_below_threshold():
+    h = _history([0.6, 0.6], [(0.5, 1, 0.5), (0.3, 2, 1.0), (0.2, 3, 1.5), (0.25, 4, 2.0)])
+    assert time_to_train_error(h, 0.25) == (1.5, 3)
+    assert all(math.isnan(v) for v in time_to_train_error(h, 0.1))
 
 
 def test_epochs_to_near_best_test():
-    h = History(test_error=[0.5, 0.205, 0.2, 0.21])
-    assert h.epochs_to_near_best_test(0.01) == 2
+    h = _history([0.5, 0.205, 0.2, 0.21])
+    assert epochs_to_near_best_test(h, 0.01) == 2
+
+
+# --------------------------------------------------------------------------- the one training loop
+def test_experiment_training_runs_through_the_trainer_and_records_what_the_tables_read():
+    s = quick_settings(epochs=3, train_size=256, lr=0.05)
+    data = load_subsets(s)
+    model = small_alexnet(data.image_shape, data.num_classes, width=s.width, fc=s.fc, seed=0)
+    trainer = train(model, data, train_config(s, seed=0), log=lambda *a: None)
+    h = trainer.history
+    assert h.status == "completed" and trainer.run_dir is None          # in memory: no run folder
+    assert h.epochs[-1]["train_loss"] < h.epochs[0]["train_loss"]
+    curves = history_json(h)
+    assert len(curves["test_error"]) == len(curves["train_eval_error"]) == 3
+    assert len(curves["chunk_error"]) == 3 * 4 and curves["chunk_epoch"][3] == pytest.approx(1.0)
+    assert curves["chunk_seconds"] == sorted(curves["chunk_seconds"])
+
+
+def test_experiment_with_exploding_learning_rate_is_marked_diverged_not_raised():
+    s = quick_settings(epochs=2)
+    data = load_subsets(s)
+    model = small_alexnet(data.image_shape, data.num_classes, width=s.width, fc=s.fc, seed=0)
+    with np.errstate(all="ignore"):
+        h = train(model, data, train_config(s, seed=0, lr=1e12), log=lambda *a: None).history
+    assert h.status == "diverged" and history_json(h)["diverged"] is True
+
+
+def test_quick_experiment_trains_every_variant_through_the_trainer(tmp_path, monkeypatch):
+    from tinyalex.train.trainer import Trainer
+
+    runs = []
+    real_run = Trainer.run
+
+    def counting_run(self, *args, **kwargs):
+        runs.append(self.save)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", counting_run)
+    module = get_experiment("pooling")
+    run_experiment(module, resolve_settings(module, quick=True), tmp_path, log=lambda *a: None)
+    assert runs == [False, False]          # two variants x one seed, in memory
+
+
+def test_no_experiment_module_defines_a_training_loop_of_its_own():
+    """Every SGD step of an experiment goes through tinyalex.train: no module calls
+    backward() or an optimizer's step() itself."""
+    folder = Path(__file__).resolve().parents[1] / "tinyalex" / "experiments"
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("backward", "step")):
+                offenders.append(f"{path.name}:{node.lineno} .{node.func.attr}()")
+    assert offenders == []
 
 
 def test_two_towers_split_conv2_and_one_tower_keeps_last_conv():
@@ -150,30 +212,14 @@ def test_small_alexnet_rejects_unknown_activation():
         small_alexnet((1, 28, 28), 10, activation="sigmoid")
 
 
-def test_write_atomic_replaces_file_and_leaves_no_temp(tmp_path):
-    p = tmp_path / "results.json"
-    write_atomic(p, "old")
-    write_atomic(p, "new")
-    assert p.read_text() == "new" and [f.name for f in tmp_path.iterdir()] == ["results.json"]
-
-
-def test_write_atomic_gives_the_usual_file_mode_not_mkstemp_0600(tmp_path):
-    umask = os.umask(0o022)
-    try:
-        write_atomic(tmp_path / "results.md", "x")
-    finally:
-        os.umask(umask)
-    assert (tmp_path / "results.md").stat().st_mode & 0o777 == 0o644
-
-
-def test_load_data_rejects_unknown_dataset():
+def test_load_subsets_rejects_unknown_dataset():
     with pytest.raises(ValueError, match="fashion-mnist"):
-        load_data(Settings(dataset="imagenet"))
+        load_subsets(Settings(dataset="imagenet"))
 
 
 @pytest.mark.skipif(not (CIFAR_JPG / "train").is_dir(), reason="CIFAR-10 JPEG copy not on this machine")
 def test_cifar10_image_folder_subset_is_balanced_rgb():
-    data = load_data(Settings(dataset="cifar10", data_dir=str(CIFAR_JPG), train_size=20, test_size=10))
+    data = load_subsets(Settings(dataset="cifar10", data_dir=str(CIFAR_JPG), train_size=20, test_size=10))
     assert data.image_shape == (3, 32, 32) and data.label == "CIFAR-10 (JPEG copy)"
     assert np.bincount(data.train.labels).tolist() == [2] * 10
 

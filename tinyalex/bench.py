@@ -1,7 +1,9 @@
 """``tinyalex bench``: how fast is each AlexNet layer, and a whole training step?
 
-For every layer of AlexNet (shapes from the paper's table) the bench times
-``forward`` and ``forward + backward`` at a chosen batch size, then a whole
+For every conv, LRN, pooling and fully connected layer of AlexNet (the
+model's own layer objects, as ``tinyalex.models.build_model`` builds it, with
+their input shapes read off the model) the bench times ``forward`` and
+``forward + backward`` at a chosen batch size, then a whole
 training step (forward, loss, backward, SGD update with momentum 0.9 and
 weight decay 5e-4), and reports images/s and peak memory. With
 ``--compare torch`` it runs the same layers and the same step in PyTorch, in
@@ -18,8 +20,8 @@ weight gradient, input gradient; the first layer needs no input gradient),
 measures this machine's GEMM rate with one large float32 product, and
 reports ``step time / (FLOPs / GEMM rate)``, the step's multiple of the floor.
 The FLOPs are those of the direct (im2col) convolution, the issue's
-definition. WinogradConv2D (``tinyalex/fast/conv.py``, used by default for
-AlexNet's conv2 to conv5) does fewer multiplications than that,
+definition. Conv2D's Winograd path (``tinyalex/layers/winograd.py``, used by
+default for AlexNet's conv2 to conv5) does fewer multiplications than that,
 so with it the floor is a yardstick, no longer a hard limit.
 
 Peak memory
@@ -55,56 +57,85 @@ import numpy
 
 from . import backend as B
 from . import standin
-from .fast import implementations
+from .cli import parse_devices
+from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from .layers.conv import conv_output_size
+from .models import build_model
 from .fast.cpu import num_threads
 from .fileio import atomic_write_text
+
+IMPLS = ("fast", "reference")       # --impl: the fast classes (tinyalex/fast) or the reference ones (tinyalex/layers)
 
 __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops", "blas_info", "register_cli"]
 
 # --------------------------------------------------------------------------
-# The networks: AlexNet as in the paper's table, and a tiny one for tests.
-# Each conv is (name, in, out, kernel, stride, pad, groups); the input is
-# (C, H, W).
+# The networks: built by tinyalex.models.build_model; the bench reads the layers
+# it times, their arguments and their input shapes off the model.
 # --------------------------------------------------------------------------
 MODELS = {
-    "alexnet": dict(input=(3, 227, 227), channels=(96, 256, 384, 384, 256), fc=(4096, 4096), classes=1000),
+    "alexnet": dict(name="alexnet", init="paper"),
     # the same structure with few channels on 67x67 inputs (conv1 15x15 ... pool5 1x1): for tests
-    "tiny": dict(input=(3, 67, 67), channels=(16, 32, 48, 48, 32), fc=(64, 64), classes=10),
+    "tiny": dict(name="alexnet", num_classes=10, input_shape=(3, 67, 67), channels=(16, 32, 48, 48, 32),
+                 fc_sizes=(64, 64), init="paper"),
 }
-
-# LRN of the paper: k=2, n=5, alpha=1e-4 (not divided by n), beta=0.75
-LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
-
-
-def _out(size, k, s, p=0):
-    return (size + 2 * p - k) // s + 1
+KINDS = ((Conv2D, "conv"), (LRN, "lrn"), (MaxPool2D, "pool"), (Linear, "fc"))
+"""The timed layers: each model layer that is (or, for LRN, wraps) one of these classes."""
 
 
-def layer_specs(model="alexnet"):
-    """OrderedDict name -> (kind, arguments, input shape (C, H, W) or (features,))."""
-    m = MODELS[model]
-    C, H, W = m["input"]
-    c1, c2, c3, c4, c5 = m["channels"]
-    f6, f7 = m["fc"]
-    s = OrderedDict()
-    s["conv1"] = ("conv", dict(cin=C, cout=c1, k=11, stride=4, pad=0, groups=1), (C, H, W))
-    H1 = _out(H, 11, 4)
-    s["lrn1"] = ("lrn", {}, (c1, H1, H1))
-    s["pool1"] = ("pool", {}, (c1, H1, H1))
-    P1 = _out(H1, 3, 2)
-    s["conv2"] = ("conv", dict(cin=c1, cout=c2, k=5, stride=1, pad=2, groups=2), (c1, P1, P1))
-    s["lrn2"] = ("lrn", {}, (c2, P1, P1))
-    s["pool2"] = ("pool", {}, (c2, P1, P1))
-    P2 = _out(P1, 3, 2)
-    s["conv3"] = ("conv", dict(cin=c2, cout=c3, k=3, stride=1, pad=1, groups=1), (c2, P2, P2))
-    s["conv4"] = ("conv", dict(cin=c3, cout=c4, k=3, stride=1, pad=1, groups=2), (c3, P2, P2))
-    s["conv5"] = ("conv", dict(cin=c4, cout=c5, k=3, stride=1, pad=1, groups=2), (c4, P2, P2))
-    s["pool5"] = ("pool", {}, (c5, P2, P2))
-    P5 = _out(P2, 3, 2)
-    s["fc6"] = ("fc", dict(fin=c5 * P5 * P5, fout=f6), (c5 * P5 * P5,))
-    s["fc7"] = ("fc", dict(fin=f6, fout=f7), (f6,))
-    s["fc8"] = ("fc", dict(fin=f7, fout=m["classes"]), (f7,))
-    return s
+def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None, impl="fast"):
+    """The network the bench times (tinyalex.models.build_model): one device with grouped
+    convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices;
+    ``impl`` "fast" builds it from the fast classes, "reference" from tinyalex/layers."""
+    if impl not in IMPLS:
+        raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    kw = dict(MODELS[model])
+    return build_model(kw.pop("name"), seed=seed, dtype=dtype, devices=devices, fast=impl == "fast", **kw)
+
+
+def _inner_lrn(layer):
+    """The LRN a layer is or holds (the model's per-tower LRN wraps one), else None."""
+    if isinstance(layer, LRN):
+        return layer
+    return next((v for v in vars(layer).values() if isinstance(v, LRN)), None)
+
+
+def _kind(layer):
+    """'conv', 'lrn', 'pool', 'fc' for a timed layer, else None (ReLU, dropout, flatten)."""
+    if _inner_lrn(layer) is not None:
+        return "lrn"
+    return next((kind for cls, kind in KINDS if isinstance(layer, cls)), None)
+
+
+def _arguments(kind, layer):
+    """The layer's constructor arguments, as the torch twin and the FLOP count need them."""
+    if kind == "conv":
+        return dict(cin=layer.in_channels, cout=layer.out_channels, k=layer.kernel_size[0],
+                    stride=layer.stride[0], pad=layer.padding[0], groups=layer.groups)
+    if kind == "lrn":
+        lrn = _inner_lrn(layer)
+        return dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k, groups=getattr(layer, "groups", 1))
+    if kind == "pool":
+        return dict(k=layer.kernel_size[0], stride=layer.stride[0])
+    return dict(fin=layer.in_features, fout=layer.out_features)
+
+
+def layer_specs(net):
+    """OrderedDict name -> (kind, arguments, input shape (C, H, W) or (features,), layer) for
+    every timed layer of ``net`` (a built model, or a name in MODELS), in the model's order.
+
+    The shapes come from one image (zeros) sent through the model's layers in eval mode.
+    """
+    if isinstance(net, str):
+        net = build_tinyalex_net(net)
+    x = B.asarray(numpy.zeros((1,) + tuple(net.input_shape), net.dtype))
+    specs = OrderedDict()
+    net.eval()
+    for name, layer in net.children().items():
+        kind = _kind(layer)
+        if kind is not None:
+            specs[name] = (kind, _arguments(kind, layer), tuple(x.shape[1:]), layer)
+        x = layer.forward(x)
+    return specs
 
 
 def layer_names(model="alexnet"):
@@ -116,13 +147,14 @@ def step_matmul_flops(model="alexnet", batch=32):
 
     Per conv: forward 2*N*Ho*Wo*F*(C/G)*kh*kw, the same again for dW and for
     dx (except conv1, whose input needs no gradient); per fully connected
-    layer 2*N*in*out, three times. Returns (total, per-layer dict).
+    layer 2*N*in*out, three times. ``model``: a name in MODELS or a built net.
+    Returns (total, per-layer dict).
     """
     per = OrderedDict()
-    for i, (name, (kind, a, shape)) in enumerate(layer_specs(model).items()):
+    for i, (name, (kind, a, shape, _)) in enumerate(layer_specs(model).items()):
         if kind == "conv":
-            Ho = _out(shape[1], a["k"], a["stride"], a["pad"])
-            Wo = _out(shape[2], a["k"], a["stride"], a["pad"])
+            Ho = conv_output_size(shape[1], a["k"], a["stride"], a["pad"])
+            Wo = conv_output_size(shape[2], a["k"], a["stride"], a["pad"])
             f = 2 * batch * Ho * Wo * a["cout"] * (a["cin"] // a["groups"]) * a["k"] ** 2
         elif kind == "fc":
             f = 2 * batch * a["fin"] * a["fout"]
@@ -133,22 +165,8 @@ def step_matmul_flops(model="alexnet", batch=32):
 
 
 # --------------------------------------------------------------------------
-# Building the tinyalex and torch versions of the layers and the network
+# The torch twins of the layers and the network
 # --------------------------------------------------------------------------
-def _tinyalex_layer(kind, a, dtype, rng, impl="fast"):
-    L = implementations(impl == "fast")
-    if kind == "conv":
-        return L.Conv2D(a["cin"], a["cout"], a["k"], stride=a["stride"], padding=a["pad"], groups=a["groups"],
-                        weight_std=0.01, rng=rng, dtype=dtype)
-    if kind == "lrn":
-        return L.LRN(**LRN_ARGS, dtype=dtype)
-    if kind == "pool":
-        return L.MaxPool2D(3, 2, dtype=dtype)
-    if kind == "fc":
-        return L.Linear(a["fin"], a["fout"], weight_std=0.01, rng=rng, dtype=dtype)
-    raise ValueError(kind)
-
-
 def _torch_layer(kind, a):
     import torch.nn as tnn
 
@@ -156,48 +174,23 @@ def _torch_layer(kind, a):
         return tnn.Conv2d(a["cin"], a["cout"], a["k"], stride=a["stride"], padding=a["pad"], groups=a["groups"])
     if kind == "lrn":
         # torch divides alpha by n: the paper's alpha=1e-4 is torch's 5e-4
-        return tnn.LocalResponseNorm(LRN_ARGS["size"], alpha=LRN_ARGS["alpha"] * LRN_ARGS["size"],
-                                     beta=LRN_ARGS["beta"], k=LRN_ARGS["k"])
+        lrn = tnn.LocalResponseNorm(a["size"], alpha=a["alpha"] * a["size"], beta=a["beta"], k=a["k"])
+        return _torch_group_lrn(lrn, a["groups"]) if a["groups"] > 1 else lrn
     if kind == "pool":
-        return tnn.MaxPool2d(3, 2)
+        return tnn.MaxPool2d(a["k"], a["stride"])
     if kind == "fc":
         return tnn.Linear(a["fin"], a["fout"])
     raise ValueError(kind)
 
 
-def _sequence(model):
-    """The network as a list of (name, kind, args): AlexNet's order, with ReLUs, dropout, flatten."""
-    specs = layer_specs(model)
-    seq = []
-    for name, (kind, a, _) in specs.items():
-        if name == "fc6":
-            seq.append(("flatten", "flatten", {}))
-        seq.append((name, kind, a))
-        if kind in ("conv", "fc") and name != "fc8":
-            seq.append(("relu" + name[-1], "relu", {}))
-        if name in ("fc6", "fc7"):
-            seq.append(("drop" + name[-1], "dropout", {}))
-    return seq
-
-
-def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=None, impl="fast"):
-    """tinyalex's AlexNet (tinyalex.models.AlexNet) with the bench's numbers: one device with grouped
-    convolutions, or (``devices=(d0, d1)``) the two towers of section 3.2 on two devices."""
-    from .models import AlexNet
-
-    m = MODELS[model]
-    return AlexNet(num_classes=m["classes"], input_shape=m["input"], channels=m["channels"], fc_sizes=m["fc"],
-                   init="paper", seed=seed, dtype=dtype, devices=devices, fast=impl == "fast")
-
-
-def _torch_group_lrn(groups):
+def _torch_group_lrn(lrn, groups):
     """torch's LRN within each of ``groups`` channel groups (tinyalex's default: each tower its own maps)."""
     import torch.nn as tnn
 
     class GroupLRN(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.lrn = _torch_layer("lrn", {})
+            self.lrn = lrn
 
         def forward(self, x):
             N, C, H, W = x.shape
@@ -206,22 +199,26 @@ def _torch_group_lrn(groups):
     return GroupLRN()
 
 
-def build_torch_net(model="alexnet", lrn_groups=2):
-    """The same network in torch: grouped convs, the paper's LRN (within towers by default), 3/2 pools, dropout."""
+def build_torch_net(model="alexnet"):
+    """The same network in torch, layer by layer from the tinyalex model (a name in MODELS
+    or a built net): grouped convs, the paper's LRN (within towers, as the model has it),
+    3/2 pools, dropout."""
     import torch.nn as tnn
 
+    net = build_tinyalex_net(model) if isinstance(model, str) else model
     items = OrderedDict()
-    for name, kind, a in _sequence(model):
-        if kind == "lrn":
-            items[name] = _torch_group_lrn(lrn_groups) if lrn_groups > 1 else _torch_layer("lrn", a)
-        elif kind == "relu":
+    for name, layer in net.children().items():
+        kind = _kind(layer)
+        if kind is not None:
+            items[name] = _torch_layer(kind, _arguments(kind, layer))
+        elif isinstance(layer, ReLU):
             items[name] = tnn.ReLU(inplace=True)
-        elif kind == "dropout":
-            items[name] = tnn.Dropout(0.5)
-        elif kind == "flatten":
+        elif isinstance(layer, Dropout):
+            items[name] = tnn.Dropout(layer.p)
+        elif isinstance(layer, Flatten):
             items[name] = tnn.Flatten()
         else:
-            items[name] = _torch_layer(kind, a)
+            raise ValueError(f"bench: no torch counterpart for layer {name} ({type(layer).__name__})")
     return tnn.Sequential(items)
 
 
@@ -235,10 +232,9 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, d
     net = build_tinyalex_net(model, dtype, seed, devices, impl)
     net.requires_input_grad(False)   # like torch: no gradient for the input data
     net.train()
-    m = MODELS[model]
     rng = numpy.random.default_rng(seed + 1)
-    x = B.asarray(rng.standard_normal((batch,) + m["input"]).astype(dtype))
-    y = B.asarray(rng.integers(0, m["classes"], batch))
+    x = B.asarray(rng.standard_normal((batch,) + tuple(net.input_shape)).astype(dtype))
+    y = B.asarray(rng.integers(0, net.num_classes, batch))
     lossf = SoftmaxCrossEntropy(dtype=dtype)
     opt = SGD(net, lr=0.01, momentum=0.9, weight_decay=5e-4)
 
@@ -273,10 +269,12 @@ def make_torch_step(model="alexnet", batch=32, seed=0):
     import torch
 
     torch.manual_seed(seed)
-    net = build_torch_net(model).train()
-    m = MODELS[model]
-    x = torch.randn((batch,) + m["input"])
-    y = torch.randint(0, m["classes"], (batch,))
+    twin = build_tinyalex_net(model)
+    input_shape, num_classes = tuple(twin.input_shape), twin.num_classes
+    net = build_torch_net(twin).train()
+    del twin                                  # only its layer list was needed
+    x = torch.randn((batch,) + input_shape)
+    y = torch.randint(0, num_classes, (batch,))
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
@@ -320,9 +318,9 @@ def _median_time(fn, repeats, warmup, sync=None):
     return statistics.median(times)
 
 
-def _bench_tinyalex_layer(kind, a, shape, batch, dtype, repeats, warmup, impl="fast"):
+def _bench_tinyalex_layer(layer, kind, shape, batch, dtype, repeats, warmup):
+    """Median seconds of ``layer.forward`` and of forward + backward on random (batch,) + shape inputs."""
     rng = numpy.random.default_rng(0)
-    layer = _tinyalex_layer(kind, a, dtype, rng, impl).to(B.current_device())
     x = B.asarray(rng.standard_normal((batch,) + tuple(shape)).astype(dtype))
     if kind == "lrn":   # LRN sees ReLU outputs of a conv in AlexNet: non-negative, scale ~1
         x = abs(x)
@@ -485,8 +483,8 @@ def _machine():
                               if k in os.environ})
 
 
-def parse_layers(text, model="alexnet"):
-    valid = layer_names(model)
+def parse_layers(text, valid):
+    """The layer names ``--layers`` asks for, out of ``valid`` (all for None, '' or 'all')."""
     if text in (None, "", "all"):
         return valid
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -495,9 +493,6 @@ def parse_layers(text, model="alexnet"):
         raise ValueError(f"--layers: unknown layer name(s) {bad or [text]}; valid names: {', '.join(valid)} "
                          "(or 'all')")
     return names
-
-
-IMPLS = ("fast", "reference")    # --impl: the layer classes of tinyalex/fast, or those of tinyalex/layers
 
 
 def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, backend="numpy", devices=(0,),
@@ -552,13 +547,14 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
         raise ValueError(f"--dtype must be float32 or float64, got {dtype!r}")
     if compare not in (None, "torch"):
         raise ValueError(f"--compare must be 'torch', got {compare!r}")
-    names = parse_layers(layers, model)
+    dt = numpy.dtype(dtype)
     torch = _import_torch() if compare == "torch" else None
     if compare == "torch" and dtype != "float32":
         raise ValueError("--compare torch runs in float32 only; use --dtype float32")
     B.set_backend(backend, device=devices[0])      # raises BackendError (with install advice) if unusable
     B.check_devices(devices, backend)               # --devices 0,1 on a one-GPU machine: names the GPUs found
-    dt = numpy.dtype(dtype)
+    specs = layer_specs(build_tinyalex_net(model, dt, impl=impl))   # the model's own layers, on this backend
+    names = parse_layers(layers, list(specs))
     threads = _blas_threads()
     if torch is not None:
         torch.set_num_threads(threads)
@@ -583,15 +579,14 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     log(f"  GEMM rate ({gemm_n}^3 {dtype} product): {rate / 1e9:.1f} GFLOP/s")
 
     rows = OrderedDict()
-    specs = layer_specs(model)
     hdr = f"{'layer':<7} {'forward ms':>11} {'fwd+bwd ms':>11}"
     if torch is not None:
         hdr += f" {'torch fwd':>10} {'torch f+b':>10} {'ratio fwd':>10} {'ratio f+b':>10}"
     log(hdr)
     for name in names:
-        kind, a, shape = specs[name]
-        r = _bench_tinyalex_layer(kind, a, shape, batch, dt, repeats, warmup, impl)
-        row = OrderedDict(input_shape=[batch] + list(shape), forward_s=r["forward"],
+        kind, a, shape, layer = specs[name]
+        r = _bench_tinyalex_layer(layer, kind, shape, batch, dt, repeats, warmup)
+        row = OrderedDict(kind=kind, input_shape=[batch] + list(shape), forward_s=r["forward"],
                           forward_backward_s=r["forward_backward"])
         line = f"{name:<7} {r['forward'] * 1e3:>11.2f} {r['forward_backward'] * 1e3:>11.2f}"
         if torch is not None:
@@ -606,7 +601,7 @@ def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, c
     res["layers"] = rows
 
     if step:
-        flops, per = step_matmul_flops(model, batch)
+        flops, per = step_matmul_flops(build_tinyalex_net(model, dt, impl=impl), batch)
         stp, _ = make_tinyalex_step(model, batch, dt, devices=tuple(devices) if len(devices) == 2 else None,
                                     impl=impl)
         t = _median_time(stp, repeats, warmup, lambda: B.synchronize(devices))   # every device the step ran on
@@ -642,7 +637,6 @@ TARGETS = {"conv": 1.3, "lrn": 0.5, "pool": 1.0, "step": 0.8, "memory": 1.5, "fl
 
 def markdown(res):
     """The results as Markdown tables (per layer, step, memory), with each target met or not."""
-    specs = layer_specs(res["config"]["model"])
     cmp = res["config"]["compare"] == "torch"
     lines = ["| layer | input | fwd ms | fwd+bwd ms |" + (" torch fwd ms | torch fwd+bwd ms | ratio fwd | "
                                                       "ratio fwd+bwd | target | met |" if cmp else ""),
@@ -651,7 +645,7 @@ def markdown(res):
         line = (f"| {name} | {'x'.join(map(str, row['input_shape']))} | {row['forward_s'] * 1e3:.1f} | "
                 f"{row['forward_backward_s'] * 1e3:.1f} |")
         if cmp:
-            target = TARGETS.get(specs[name][0])
+            target = TARGETS.get(row.get("kind"))
             met = "" if target is None else ("yes" if row["ratio_forward_backward"] <= target else "**no**")
             line += (f" {row['torch_forward_s'] * 1e3:.1f} | {row['torch_forward_backward_s'] * 1e3:.1f} | "
                      f"{row['ratio_forward']:.2f} | {row['ratio_forward_backward']:.2f} | "
@@ -687,17 +681,6 @@ def markdown(res):
     return out
 
 
-def _parse_devices(text):
-    try:
-        devs = tuple(int(d) for d in text.split(","))
-    except ValueError:
-        raise ValueError(f"--devices must be comma-separated device numbers such as 0 or 0,1, got {text!r}") from None
-    if not devs or min(devs) < 0 or len(devs) > 2:
-        raise ValueError(f"--devices must be one device number, or two (the two towers of section 3.2) "
-                         f"such as 0,1; got {text!r}")
-    return devs
-
-
 def register_cli(subparsers):
     p = subparsers.add_parser(
         "bench", help="time every AlexNet layer and a training step (optionally against PyTorch)",
@@ -705,7 +688,8 @@ def register_cli(subparsers):
     p.add_argument("--model", default="alexnet", choices=sorted(MODELS), help="network to time")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     p.add_argument("--layers", default="all",
-                   help="comma-separated layers to time (" + ",".join(layer_names()) + ") or 'all'")
+                   help="comma-separated names of the model's conv, LRN, pooling and fully connected layers "
+                        "to time (e.g. conv1,lrn1,pool1,fc6; `tinyalex summary` lists them) or 'all'")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per row (the median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "standin"], help="array backend")
@@ -736,7 +720,7 @@ def _cli_main(args):
     if args.quick:
         SETTLE_S = 0.0
     try:
-        devices = _parse_devices(args.devices)
+        devices = parse_devices(args.devices)
         if args.count_ops:
             return _count_cli(args, devices)
         repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)

@@ -36,6 +36,22 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         return super()._get_help_string(action)
 
 
+def parse_devices(text) -> tuple:
+    """The value of a ``--devices`` option: "d" (one device) or "d0,d1" (the two towers
+    of section 3.2, one per device) -> a tuple of one or two device numbers.
+
+    Raises ValueError naming the option and the accepted forms.
+    """
+    try:
+        devices = tuple(int(t) for t in str(text).split(","))
+    except ValueError:
+        devices = ()
+    if len(devices) not in (1, 2) or min(devices) < 0:
+        raise ValueError(f"--devices must be one device number, or two separated by a comma for the two towers "
+                         f"(e.g. 0 or 0,1), got {text!r}")
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyalex", formatter_class=_Formatter,

@@ -127,3 +127,30 @@ def test_checkpoint_keeps_the_dropout_generator_state(tiny_config, tiny_model, q
     h = fit(tiny_config(epochs=1), model=tiny_model(), log=quiet)
     rng = ckpt.load_checkpoint(h.run_dir / "checkpoint.npz").rng
     assert list(rng) == ["numpy:0"]
+
+
+def test_ready_model_data_and_pipeline_train_in_memory_and_loss_falls(tiny_config, tiny_model, quiet, tmp_path,
+                                                                      monkeypatch):
+    """fit takes a model object, datasets and a fitted pipeline, and with save=False writes nothing."""
+    from tinyalex.data import Pipeline, make_synthetic
+
+    monkeypatch.chdir(tmp_path)
+    train = make_synthetic(128, image_shape=(3, 28, 28), seed=0, split="train")
+    test = make_synthetic(64, image_shape=(3, 28, 28), seed=0, split="test")
+    pipe = Pipeline(crop=None, flip=False, pca=False).fit(train)
+    rows_seen = []
+    h = fit(tiny_config(epochs=3, out=None, val_fraction=0.0, schedule="none", lr=0.02), model=tiny_model(),
+            data=(train, test, None), pipeline=pipe, save=False, log=quiet,
+            on_epoch=lambda trainer, row: rows_seen.append(row["epoch"]))
+    assert h.status == "completed" and h.run_dir is None
+    assert h.epochs[-1]["train_loss"] < h.epochs[0]["train_loss"]
+    assert all(r["val_top1"] is not None for r in h.epochs)     # the given second set validates
+    assert rows_seen == [1, 2, 3]
+    assert list(tmp_path.iterdir()) == []                        # no run folder, no files
+
+
+def test_in_memory_run_cannot_be_resumed(tiny_config, tmp_path):
+    from tinyalex.train.trainer import Trainer
+
+    with pytest.raises(ValueError, match="save=False"):
+        Trainer(tiny_config(), resume=tmp_path, save=False)

@@ -28,3 +28,15 @@ def test_conv1_kernels_that_do_not_split_into_towers_are_refused():
 def test_confusion_plot_needs_one_row_per_class():
     with pytest.raises(ValueError, match=r"\(3, 3\)"):
         viz.plot_confusion_matrix(np.zeros((2, 2)), ["a", "b", "c"])
+
+
+def test_plot_lines_writes_a_png_and_palette_option_stores_a_palette_image(tmp_path):
+    from PIL import Image
+
+    fig = viz.plot_lines({"relu": ([1, 2, 3], [0.5, 0.3, 0.2], "C0-"), "_seed1": ([1, 2], [0.6, 0.4])},
+                         "training error (%)", tmp_path / "lines.png", hline=0.25)
+    assert (tmp_path / "lines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [line.get_label() for line in fig.axes[0].get_legend().get_lines()] == ["relu"]
+    viz.save_figure(fig, tmp_path / "palette.png", palette=True)
+    assert Image.open(tmp_path / "palette.png").mode == "P"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.png", "palette.png"]   # no temp files

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from urllib.request import urlopen
+
+from ..fileio import atomic_write
 
 ENV_VAR = "TINYALEX_DATA"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
@@ -71,29 +72,24 @@ def md5sum(path, chunk_size: int = 1 << 20) -> str:
 def download_url(url: str, dest, md5: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically and return ``dest``.
 
-    The bytes go to a temporary file in the same directory, which is checked
-    against ``md5`` (if given) and then renamed onto ``dest`` with
-    ``os.replace``. A crash or a bad download therefore never leaves a
+    The bytes go through ``tinyalex.fileio.atomic_write``: a temporary file in
+    the same directory, checked against ``md5`` (if given) before it is renamed
+    onto ``dest``. A crash or a bad download therefore never leaves a
     half-written ``dest`` that a later run would mistake for the real file.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"tinyalex: downloading {url} -> {dest}", file=sys.stderr)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
+
+    def fetch(out):
+        digest = hashlib.md5(usedforsecurity=False)
+        with urlopen(url, timeout=timeout) as response:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
-        if md5 is not None:
-            got = md5sum(tmp_name)
-            if got != md5:
-                raise OSError(f"checksum mismatch for {url}: MD5 {got}, expected {md5}")
-        os.replace(tmp_name, dest)
-    except BaseException:
-        # Leave nothing behind: the next run must not see a partial file.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return dest
+                digest.update(chunk)
+        if md5 is not None and digest.hexdigest() != md5:
+            raise OSError(f"checksum mismatch for {url}: MD5 {digest.hexdigest()}, expected {md5}")
+
+    return atomic_write(dest, fetch)
 
 
 def not_found_message(title: str, searched, ways: list[str], download_error=None) -> str:

@@ -11,8 +11,8 @@ In Python::
 
 Each module states the paper's claim (``PAPER``), its real-run and quick-run
 sizes (``FULL``, ``QUICK``) and ``run(settings, out, log)``; ``common.py``
-holds the shared network, training loop, statistics over seeds and the run
-folder (results.json, results.md, plots). Measured results: docs/results.md.
+holds the shared network, the call into the one training loop
+(``tinyalex.train.Trainer``), statistics over seeds and the run folder (results.json, results.md, plots). Measured results: docs/results.md.
 """
 from __future__ import annotations
 

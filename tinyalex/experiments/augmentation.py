@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import average_ten_crop_predictions, default_crop_size
-from .common import (error_rate, fmt, histories_json, load_data, make_pipeline,
-                     plot_train_test_error, predict_proba, quick_settings, Result, Settings,
-                     small_alexnet, summarize, Table, train_classifier)
+from ..data import default_crop_size
+from ..train import evaluate
+from ..train.trainer import make_pipeline
+from .common import (errors, final_gap, final_test_error, fmt, histories_json, load_subsets,
+                     plot_train_test_error, quick_settings, Result, Settings, small_alexnet,
+                     summarize, Table, train, train_config)
 
 NAME = "augmentation"
 TITLE = "Data augmentation: crops, flips, PCA colour; 10-crop testing (section 4.1)"
@@ -43,37 +45,36 @@ class CentreCropOnly:
 
 def ten_crop_error(model, pipe, data) -> float:
     """Test error with the softmax averaged over the 10 views of every test image."""
-    views = pipe.eval_views(data.test.images)                       # (10, N, C, h, w)
-    ten, n = views.shape[:2]
-    probs = predict_proba(model, views.reshape(ten * n, *views.shape[2:]))
-    return error_rate(average_ten_crop_predictions(probs), data.test.labels)
+    return 1.0 - evaluate(model, data.test, pipe, ten_crop=True)["top1"]
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
+    data = load_subsets(s)
     crop = default_crop_size(data.image_shape[1])
     rgb = data.image_shape[0] == 3
-    configs = {"none (centre crop)": CentreCropOnly(make_pipeline(data, crop=crop)),
-               "crops + flips": make_pipeline(data, crop=crop, flip=True)}
+    in_shape = (data.image_shape[0], crop, crop)
+    variants = {"none (centre crop)": dict(flip=False), "crops + flips": dict(flip=True)}
     if rgb:
-        configs["crops + flips + PCA colour"] = make_pipeline(data, crop=crop, flip=True, pca=True)
+        variants["crops + flips + PCA colour"] = dict(flip=True, pca=True)
     runs, ten = {}, {}
-    for label, pipe in configs.items():
+    for label, aug in variants.items():
         runs[label], ten[label] = [], []
         for seed in range(s.seeds):
             log(f"  {label}, seed {seed}")
-            model = small_alexnet(pipe.output_shape(data.image_shape), data.num_classes,
-                                  width=s.width, fc=s.fc, seed=seed)
-            h = train_classifier(model, data, pipe, epochs=s.epochs, lr=s.lr, seed=seed,
-                                 batch_size=s.batch_size, weight_decay=s.weight_decay, log=log)
+            cfg = train_config(s, seed, crop=crop, **aug)
+            pipe = make_pipeline(cfg, data.image_shape, in_shape).fit(data.train)
+            if label.startswith("none"):
+                pipe = CentreCropOnly(pipe)
+            model = small_alexnet(in_shape, data.num_classes, width=s.width, fc=s.fc, seed=seed)
+            h = train(model, data, cfg, pipeline=pipe, log=log).history
             runs[label].append(h)
-            ten[label].append(ten_crop_error(model, pipe, data) if not h.diverged else np.nan)
+            ten[label].append(ten_crop_error(model, pipe, data) if h.status != "diverged" else np.nan)
     rows = []
     for label, hs in runs.items():
-        rows.append([label, fmt(summarize([h.final_test_error for h in hs]), percent=True),
+        rows.append([label, fmt(summarize([final_test_error(h) for h in hs]), percent=True),
                      fmt(summarize(ten[label]), percent=True),
-                     fmt(summarize([h.train_eval_error[-1] for h in hs if h.train_eval_error]), percent=True),
-                     fmt(summarize([h.final_gap for h in hs]), percent=True)])
+                     fmt(summarize([errors(h, "train_eval_top1")[-1] for h in hs if h.epochs]), percent=True),
+                     fmt(summarize([final_gap(h) for h in hs]), percent=True)])
     table = Table(f"Augmentation and test-time views ({crop}x{crop} crops; mean ± std over seeds)",
                   ["training data", "test error, centre crop", "test error, 10 views",
                    "train error (centre crop, eval mode)", "gap (centre test - train)"], rows)

@@ -1,4 +1,8 @@
-"""What every experiment shares: data, the small AlexNet, training, seeds, tables, the run folder.
+"""What every experiment shares: data, the small AlexNet, seeds, tables, the run folder.
+
+Training goes through the one training loop, :class:`tinyalex.train.Trainer`
+(in memory: :func:`train`); this module adds only what the experiments measure
+on top of it.
 
 An experiment module (one per paper claim) defines::
 
@@ -35,18 +39,19 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..data import ArrayDataset, Pipeline, load_dataset, make_synthetic
-from ..layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sequential,
-                      SoftmaxCrossEntropy, Tanh, softmax)
+from ..data import ArrayDataset, Subset
+from ..fileio import atomic_write_text
+from ..layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sequential, Tanh
 from ..layers.conv import conv_output_size
-from ..train import SGD
+from ..train import History, NonFiniteLossError, TrainConfig, Trainer, evaluate
+from ..train.trainer import load_data
+from ..viz import plot_lines
 
 DATASETS = ("fashion-mnist", "cifar10")
 
@@ -128,46 +133,29 @@ def _is_image_folder(path) -> bool:
     return path is not None and (Path(path) / "train").is_dir() and (Path(path) / "test").is_dir()
 
 
-def load_data(s: Settings) -> Data:
-    """The train/test subsets the settings ask for (synthetic data in quick mode).
+def load_subsets(s: Settings) -> Data:
+    """The class-balanced train/test subsets the settings ask for (synthetic data in quick mode).
 
-    ``cifar10`` reads either the pickled batches (``cifar10`` loader) or, when
-    ``--data-dir`` holds ``train/<class>/`` and ``test/<class>/`` folders of
-    images, that folder (e.g. the JPEG copy); only the files needed are decoded.
+    The files are read by the training code's :func:`tinyalex.train.trainer.load_data`
+    (no validation split). ``cifar10`` reads either the pickled batches or,
+    when ``--data-dir`` holds ``train/<class>/`` and ``test/<class>/`` folders
+    of images, that folder (e.g. the JPEG copy), decoding only the first
+    ``train_size / 10`` files of each class folder.
     """
-    if s.dataset == "synthetic":
-        shape = s.extra.get("image_shape", (1, 28, 28))
-        train = make_synthetic(s.train_size, image_shape=shape, seed=0, split="train")
-        test = make_synthetic(s.test_size, image_shape=shape, seed=0, split="test")
-        return Data(train, test, f"synthetic {shape}")
-    if s.dataset == "fashion-mnist":
-        train = load_dataset("fashion-mnist", root=s.data_dir, split="train", download=False)
-        test = load_dataset("fashion-mnist", root=s.data_dir, split="test", download=False)
-        label = "Fashion-MNIST"
-    elif s.dataset == "cifar10":
-        if _is_image_folder(s.data_dir):
-            # limit_per_class keeps the first files of each class folder: decode only those
-            per_train = math.ceil(s.train_size / 10)
-            per_test = math.ceil(s.test_size / 10)
-            train = load_dataset("imagefolder", root=s.data_dir, split="train",
-                                 limit_per_class=per_train, in_memory=True)
-            test = load_dataset("imagefolder", root=s.data_dir, split="test",
-                                limit_per_class=per_test, in_memory=True)
-            label = "CIFAR-10 (JPEG copy)"
-        else:
-            train = load_dataset("cifar10", root=s.data_dir, split="train", download=False)
-            test = load_dataset("cifar10", root=s.data_dir, split="test", download=False)
-            label = "CIFAR-10"
-    else:
+    if s.dataset not in DATASETS + ("synthetic",):
         raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {s.dataset!r}")
-    return Data(balanced_subset(train, s.train_size, seed=0),
-                balanced_subset(test, s.test_size, seed=1), label)
-
-
-def make_pipeline(data: Data, crop=None, flip=False, pca=False) -> Pipeline:
-    """Mean image subtraction + per-channel std (fitted on the training subset); no
-    augmentation unless asked (only the augmentation experiment asks)."""
-    return Pipeline(crop=crop, flip=flip, pca=pca and data.image_shape[0] == 3).fit(data.train)
+    dataset, kwargs = s.dataset, {"download": False}
+    label = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}.get(s.dataset)
+    if s.dataset == "synthetic":
+        shape = tuple(s.extra.get("image_shape", (1, 28, 28)))
+        kwargs = {"image_shape": shape, "n": max(s.train_size, s.test_size)}
+        label = f"synthetic {shape}"
+    elif s.dataset == "cifar10" and _is_image_folder(s.data_dir):
+        dataset, label = "imagefolder", "CIFAR-10 (JPEG copy)"
+        kwargs = {"limit_per_class": math.ceil(max(s.train_size, s.test_size) / 10), "in_memory": True}
+    cfg = TrainConfig(dataset=dataset, data_dir=s.data_dir, val_fraction=0.0, schedule="none", seed=0)
+    train, _, test = load_data(cfg, **kwargs)
+    return Data(balanced_subset(train, s.train_size, seed=0), balanced_subset(test, s.test_size, seed=1), label)
 
 
 # ---------------------------------------------------------------------------
@@ -224,132 +212,121 @@ def small_alexnet(in_shape, num_classes: int, *, activation: str = "relu", lrn: 
     # fc8 starts small (the paper's N(0, 0.01)): with He init here the initial logits
     # are large (std ~6 on a Fashion-MNIST batch) and the first updates go to shrinking them.
     layers.append(("fc8", Linear(fc, num_classes, weight_std=0.01, rng=rng, dtype=dtype)))
-    return Sequential(*layers, dtype=dtype)
+    net = Sequential(*layers, dtype=dtype)
+    net.input_shape = tuple(in_shape)
+    return net
 
 
 # ---------------------------------------------------------------------------
-# Training and evaluation
+# Training: the one loop of tinyalex.train, in memory
 # ---------------------------------------------------------------------------
-def predict_proba(model, x, batch_size: int = 500) -> np.ndarray:
-    """Softmax outputs of ``model`` (eval mode) for float32 inputs x (N, C, H, W)."""
-    model.eval()
-    out = [softmax(model.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+def train_config(s: Settings, seed: int, lr: float | None = None, **overrides) -> TrainConfig:
+    """The training run of an experiment: the paper's SGD rule at a constant learning rate.
 
-
-def error_rate(probs, labels) -> float:
-    return float(np.mean(np.argmax(probs, axis=1) != labels))
-
-
-@dataclass
-class History:
-    """What one training run measured.
-
-    Per epoch: ``train_error`` (running error of the training-mode predictions
-    over that epoch), ``train_eval_error`` (eval mode on a fixed subset of the
-    training set, what the train/test gap is measured with), ``test_error``,
-    ``loss``, ``seconds`` (cumulative training time, evaluation excluded).
-    Per chunk (``chunks_per_epoch`` equal slices of every epoch):
-    ``chunk_error`` and ``chunk_seconds``, the finer curve thresholds are read from.
+    No validation split and no schedule; the pipeline subtracts the mean image
+    and divides by the per-channel std, with no augmentation unless
+    ``overrides`` ask for it (crop, flip, pca: only the augmentation experiment).
     """
-
-    train_error: list = field(default_factory=list)
-    train_eval_error: list = field(default_factory=list)
-    test_error: list = field(default_factory=list)
-    loss: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    chunk_error: list = field(default_factory=list)
-    chunk_seconds: list = field(default_factory=list)
-    chunk_epoch: list = field(default_factory=list)
-    iterations_per_epoch: int = 0
-    diverged: bool = False
-
-    @property
-    def final_test_error(self) -> float:
-        return self.test_error[-1] if self.test_error else float("nan")
-
-    @property
-    def final_gap(self) -> float:
-        """test error - training error (eval mode) at the end: how much the net overfits."""
-        if not self.test_error:
-            return float("nan")
-        return self.test_error[-1] - self.train_eval_error[-1]
-
-    def time_to_train_error(self, threshold: float):
-        """(epochs, seconds) when the chunk training error first reaches <= threshold, else (nan, nan)."""
-        for err, sec, ep in zip(self.chunk_error, self.chunk_seconds, self.chunk_epoch):
-            if err <= threshold:
-                return ep, sec
-        return float("nan"), float("nan")
-
-    def epochs_to_near_best_test(self, tolerance: float = 0.01) -> float:
-        """First epoch whose test error is within ``tolerance`` of the run's best test error."""
-        if not self.test_error:
-            return float("nan")
-        best = min(self.test_error)
-        return float(next(i + 1 for i, e in enumerate(self.test_error) if e <= best + tolerance))
+    cfg = dict(dataset=s.dataset, epochs=s.epochs, batch_size=s.batch_size, lr=lr or s.lr, momentum=0.9,
+               weight_decay=s.weight_decay, schedule="none", val_fraction=0.0, seed=seed,
+               crop=0, pad=0, flip=False, pca=False, progress=False, plots=False)
+    cfg.update(overrides)
+    return TrainConfig(**cfg)
 
 
-def train_classifier(model, data: Data, pipe: Pipeline, *, epochs: int, lr: float, seed: int,
-                     batch_size: int = 128, weight_decay: float = 5e-4, momentum: float = 0.9,
-                     chunks_per_epoch: int = 4, train_eval_size: int = 1000, log=None) -> History:
-    """Minibatch SGD with the paper's update rule (tinyalex.train.SGD), constant lr.
+def train(model, data: Data, cfg: TrainConfig, pipeline=None, windows: int = 4,
+          train_eval_size: int = 1000, log=print) -> Trainer:
+    """Train ``model`` with :class:`tinyalex.train.Trainer` in memory; returns the trainer
+    (``.history``, ``.model``, ``.pipeline``: the fitted preprocessing).
 
-    Epoch e visits the training set in the order ``default_rng([seed, e])``;
-    augmentation draws come from ``default_rng([seed, e, b, 1])`` for batch b.
-    Stops early, marking ``diverged``, if the loss becomes NaN or infinite.
+    The test subset is the trainer's validation set, so every epoch's row has
+    the test accuracy (``val_top1``); nothing is chosen on it (constant
+    learning rate, no early stop). The rows gain two measurements:
+    ``train_eval_top1``, eval-mode accuracy on ``train_eval_size`` fixed
+    training images (what the train/test gap is measured with), and
+    ``windows``, the training-mode error and cumulative training seconds over
+    each of ``windows`` equal slices of the epoch (Figure 1's curve is read
+    from these). A diverging loss ends the run with ``status == "diverged"``.
     """
     n = len(data.train)
-    images, labels = data.train.images, data.train.labels
-    x_test = pipe.eval_transform(data.test.images)
-    sub = np.random.default_rng([seed, 7]).permutation(n)[:train_eval_size]
-    x_train_eval, y_train_eval = pipe.eval_transform(images[sub]), labels[sub]
-    opt = SGD(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    criterion = SoftmaxCrossEntropy()
-    h = History()
-    batches = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    h.iterations_per_epoch = len(batches)
-    chunk_ends = {int(round(len(batches) * (k + 1) / chunks_per_epoch)) - 1 for k in range(chunks_per_epoch)}
-    train_seconds = 0.0
-    for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(n)
-        model.train()
-        wrong = seen = 0
-        chunk_wrong = chunk_seen = 0
-        loss_sum = 0.0
-        for b, (lo, hi) in enumerate(batches):
-            idx = order[lo:hi]
-            t0 = time.perf_counter()
-            x = pipe.train_transform(images[idx], np.random.default_rng([seed, epoch, b, 1]))
-            y = labels[idx]
-            logits = model.forward(x)
-            loss = float(criterion.forward(logits, y))
-            model.backward(criterion.backward())
-            opt.step()
-            train_seconds += time.perf_counter() - t0
-            if not math.isfinite(loss):
-                h.diverged = True
-                break
-            miss = int(np.sum(np.argmax(logits, axis=1) != y))
-            wrong, seen, loss_sum = wrong + miss, seen + len(y), loss_sum + loss * len(y)
-            chunk_wrong, chunk_seen = chunk_wrong + miss, chunk_seen + len(y)
-            if b in chunk_ends:
-                h.chunk_error.append(chunk_wrong / chunk_seen)
-                h.chunk_seconds.append(train_seconds)
-                h.chunk_epoch.append(epoch + (b + 1) / len(batches))
-                chunk_wrong = chunk_seen = 0
-        if h.diverged:
-            break
-        h.train_error.append(wrong / seen)
-        h.loss.append(loss_sum / seen)
-        h.seconds.append(train_seconds)
-        h.train_eval_error.append(error_rate(predict_proba(model, x_train_eval), y_train_eval))
-        h.test_error.append(error_rate(predict_proba(model, x_test), data.test.labels))
-        if log:
-            log(f"    epoch {epoch + 1}/{epochs}: loss {h.loss[-1]:.3f}  train err {h.train_error[-1]:.3f}  "
-                f"test err {h.test_error[-1]:.3f}  ({train_seconds:.0f} s)")
-    model.eval()
-    return h
+    probe = Subset(data.train, np.sort(np.random.default_rng([cfg.seed, 7]).permutation(n)[:train_eval_size]))
+    current = []                                   # this epoch's windows
+    seen = {"correct": 0, "seen": 0}                # the epoch's counts at the last window end
+
+    def on_step(trainer):
+        nb, b = len(trainer.loader), trainer.loader.batch
+        if b not in {round(nb * (k + 1) / windows) for k in range(windows)}:
+            return
+        p = trainer.partial
+        count = p["seen"] - seen["seen"]
+        current.append({"epoch": trainer.loader.epoch + b / nb,
+                        "train_error": 1 - (p["correct"] - seen["correct"]) / count,
+                        "seconds": trainer.elapsed + p["time"]})
+        seen.update(correct=p["correct"], seen=p["seen"])
+
+    def on_epoch(trainer, row):
+        row["train_eval_top1"] = evaluate(trainer.model, probe, trainer.pipeline, trainer.eval_batch_size)["top1"]
+        row["windows"] = list(current)
+        current.clear()
+        seen.update(correct=0, seen=0)
+
+    trainer = Trainer(cfg, model=model, data=(data.train, data.test, None), pipeline=pipeline, save=False,
+                      log=lambda msg: log("    " + msg))
+    try:
+        trainer.run(on_step=on_step, on_epoch=on_epoch, test=False)
+    except NonFiniteLossError:
+        pass                                       # trainer.history.status == "diverged"
+    trainer.model.eval()
+    return trainer
+
+
+def errors(h: History, key: str = "val_top1") -> list:
+    """Per-epoch error 1 - accuracy: ``val_top1`` the test error, ``train_top1`` the
+    running training error, ``train_eval_top1`` the eval-mode training error."""
+    return [1.0 - r[key] for r in h.epochs]
+
+
+def final_test_error(h: History) -> float:
+    return errors(h)[-1] if h.epochs else float("nan")
+
+
+def final_gap(h: History) -> float:
+    """test error - training error (eval mode) at the end: how much the net overfits."""
+    if not h.epochs:
+        return float("nan")
+    return errors(h)[-1] - errors(h, "train_eval_top1")[-1]
+
+
+def windows(h: History) -> list:
+    """Every window of every epoch: dicts with epoch (fractional), train_error, seconds."""
+    return [w for r in h.epochs for w in r["windows"]]
+
+
+def time_to_train_error(h: History, threshold: float):
+    """(epochs, seconds) when the window training error first reaches <= threshold, else (nan, nan)."""
+    for w in windows(h):
+        if w["train_error"] <= threshold:
+            return w["epoch"], w["seconds"]
+    return float("nan"), float("nan")
+
+
+def epochs_to_near_best_test(h: History, tolerance: float = 0.01) -> float:
+    """First epoch whose test error is within ``tolerance`` of the run's best test error."""
+    if not h.epochs:
+        return float("nan")
+    best = min(errors(h))
+    return float(next(i + 1 for i, e in enumerate(errors(h)) if e <= best + tolerance))
+
+
+def history_json(h: History) -> dict:
+    """One run's curves for results.json: per epoch train_error, train_eval_error,
+    test_error, loss, seconds; per window chunk_error, chunk_seconds, chunk_epoch."""
+    w = windows(h)
+    return {"train_error": errors(h, "train_top1"), "train_eval_error": errors(h, "train_eval_top1"),
+            "test_error": errors(h), "loss": h.column("train_loss"), "seconds": h.column("elapsed"),
+            "chunk_error": [x["train_error"] for x in w], "chunk_seconds": [x["seconds"] for x in w],
+            "chunk_epoch": [x["epoch"] for x in w],
+            "iterations_per_epoch": h.epochs[0]["step"] if h.epochs else 0, "diverged": h.status == "diverged"}
 
 
 # ---------------------------------------------------------------------------
@@ -402,52 +379,6 @@ class Result:
     figures: list = field(default_factory=list)   # (file name in the run folder, caption)
     notes: list = field(default_factory=list)
     data: dict = field(default_factory=dict)
-
-
-def _default_mode(tmp) -> None:
-    """Give a mkstemp file (created 0600) the mode a plain open() would: 0666 minus the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
-def write_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and os.replace (never half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_figure(fig, path, palette: bool = False) -> None:
-    """Save a matplotlib figure atomically as PNG (100 dpi) and close it.
-
-    ``palette=True`` stores it with a 256-colour palette (image grids: about 3x smaller).
-    """
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem, suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        if palette:
-            from PIL import Image
-
-            Image.open(tmp).convert("RGB").quantize(256).save(tmp, format="PNG", optimize=True)
-        _default_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _json_default(o):
@@ -510,8 +441,8 @@ def run_experiment(module, settings: Settings, out_dir, command: str = "", log=p
                "settings": asdict(settings), "meta": meta,
                "tables": [asdict(t) for t in result.tables], "figures": result.figures,
                "notes": result.notes, "data": result.data}
-    write_atomic(folder / "results.json", json.dumps(payload, indent=1, default=_json_default))
-    write_atomic(folder / "results.md", render_markdown(module, settings, data_label, result, meta))
+    atomic_write_text(folder / "results.json", json.dumps(payload, indent=1, default=_json_default))
+    atomic_write_text(folder / "results.md", render_markdown(module, settings, data_label, result, meta))
     log(f"{module.NAME}: done in {meta['wall_seconds']:.0f} s; results in {folder}/results.md")
     return folder
 
@@ -527,36 +458,13 @@ def resolve_settings(module, quick: bool = False, **overrides) -> Settings:
     return replace(base, **changes)
 
 
-def plot_curves(curves: dict, ylabel: str, path, xlabel: str = "epoch", title: str = "", hline=None):
-    """Line plot of {label: (x, y)} (y as fractions, drawn in %), saved to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, (x, y, *style) in curves.items():
-        ax.plot(x, 100 * np.asarray(y, dtype=float), *(style or []), label=label)
-    if hline is not None:
-        ax.axhline(100 * hline, color="gray", linestyle="--", linewidth=0.8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save_figure(fig, path)
-
-
-def compare_variants(variants: dict, settings: Settings, data: Data, log, pipe=None, lr=None,
+def compare_variants(variants: dict, settings: Settings, data: Data, log, lr=None,
                      models_out: dict | None = None) -> dict:
     """Train every variant {label: model kwargs} over the seeds; returns {label: [History]}.
 
     Every variant sees the same data order and augmentation draws for a given seed.
-    ``models_out``, if given, receives {label: [trained model per seed]}.
+    ``models_out``, if given, receives {label: [Trainer per seed]} (trained model and its pipeline).
     """
-    pipe = pipe or make_pipeline(data)
-    in_shape = pipe.output_shape(data.image_shape)
     runs = {}
     for label, kwargs in variants.items():
         runs[label] = []
@@ -564,12 +472,11 @@ def compare_variants(variants: dict, settings: Settings, data: Data, log, pipe=N
             log(f"  {label}, seed {seed}")
             kw = dict(width=settings.width, fc=settings.fc)
             kw.update(kwargs)
-            model = small_alexnet(in_shape, data.num_classes, seed=seed, **kw)
-            runs[label].append(train_classifier(
-                model, data, pipe, epochs=settings.epochs, lr=lr or settings.lr, seed=seed,
-                batch_size=settings.batch_size, weight_decay=settings.weight_decay, log=log))
+            model = small_alexnet(data.image_shape, data.num_classes, seed=seed, **kw)
+            trainer = train(model, data, train_config(settings, seed, lr), log=log)
+            runs[label].append(trainer.history)
             if models_out is not None:
-                models_out.setdefault(label, []).append(model)
+                models_out.setdefault(label, []).append(trainer)
     return runs
 
 
@@ -578,18 +485,18 @@ def standard_table(runs: dict, title: str) -> Table:
     rows = []
     for label, hs in runs.items():
         rows.append([label,
-                     fmt(summarize([h.final_test_error for h in hs]), percent=True),
-                     fmt(summarize([h.train_eval_error[-1] if h.train_eval_error else float("nan")
+                     fmt(summarize([final_test_error(h) for h in hs]), percent=True),
+                     fmt(summarize([errors(h, "train_eval_top1")[-1] if h.epochs else float("nan")
                                     for h in hs]), percent=True),
-                     fmt(summarize([h.final_gap for h in hs]), percent=True),
-                     fmt(summarize([h.seconds[-1] if h.seconds else float("nan") for h in hs]), digits=0),
-                     sum(h.diverged for h in hs)])
+                     fmt(summarize([final_gap(h) for h in hs]), percent=True),
+                     fmt(summarize([h.epochs[-1]["elapsed"] if h.epochs else float("nan") for h in hs]), digits=0),
+                     sum(h.status == "diverged" for h in hs)])
     return Table(title, ["variant", "test error", "train error", "gap (test - train)",
                          "train seconds", "diverged"], rows)
 
 
 def histories_json(runs: dict) -> dict:
-    return {label: [asdict(h) for h in hs] for label, hs in runs.items()}
+    return {label: [history_json(h) for h in hs] for label, hs in runs.items()}
 
 
 def plot_train_test_error(runs: dict, path, title: str):
@@ -597,16 +504,25 @@ def plot_train_test_error(runs: dict, path, title: str):
     curves = {}
     for i, label in enumerate(runs):
         color = f"C{i}"
-        ep, test = mean_curve(runs[label], "test_error")
-        _, train = mean_curve(runs[label], "train_eval_error")
+        ep, test = mean_curve(runs[label], "val_top1")
+        _, train_err = mean_curve(runs[label], "train_eval_top1")
         curves[f"{label}: test"] = (ep, test, color + "-")
-        curves[f"{label}: train"] = (ep, train, color + ":")
-    plot_curves(curves, "error (%)", path, title=title)
+        curves[f"{label}: train"] = (ep, train_err, color + ":")
+    plot_lines(curves, "error (%)", path, title=title)
 
 
-def mean_curve(histories, attr: str):
-    """Element-wise mean over seeds of a per-epoch list (truncated to the shortest run)."""
-    seqs = [getattr(h, attr) for h in histories if getattr(h, attr)]
+def plot_test_error(runs: dict, path, title: str):
+    """Mean test error per epoch, one line per variant (solid, dashed, ...)."""
+    curves = {}
+    for label, style in zip(runs, ("-", "--", "-.", ":")):
+        ep, err = mean_curve(runs[label])
+        curves[label] = (ep, err, style)
+    plot_lines(curves, "test error (%)", path, title=title)
+
+
+def mean_curve(histories, key: str = "val_top1"):
+    """Element-wise mean over seeds of a per-epoch error (see :func:`errors`; truncated to the shortest run)."""
+    seqs = [errors(h, key) for h in histories if h.epochs]
     if not seqs:
         return np.arange(0), np.zeros(0)
     n = min(len(s) for s in seqs)

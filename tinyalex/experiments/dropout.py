@@ -8,9 +8,9 @@ training error (quarter-epoch windows) first reaches ``threshold``.
 """
 from __future__ import annotations
 
-from .common import (compare_variants, fmt, histories_json, load_data, make_pipeline,
+from .common import (compare_variants, epochs_to_near_best_test, fmt, histories_json, load_subsets,
                      plot_train_test_error, quick_settings, Result, Settings, standard_table,
-                     summarize, Table)
+                     summarize, Table, time_to_train_error)
 
 NAME = "dropout"
 TITLE = "Dropout on vs off in fc6 and fc7 (section 4.2)"
@@ -22,16 +22,16 @@ VARIANTS = {"no dropout": {"dropout": 0.0}, "dropout 0.5 in fc6, fc7": {"dropout
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    runs = compare_variants(VARIANTS, s, data, log, pipe=make_pipeline(data))
+    data = load_subsets(s)
+    runs = compare_variants(VARIANTS, s, data, log)
     t = s.extra["threshold"]
+    ipe = -(-len(data.train) // s.batch_size)          # iterations per epoch
     rows = []
     for label, hs in runs.items():
-        ipe = hs[0].iterations_per_epoch
-        near = [h.epochs_to_near_best_test(0.01) * ipe for h in hs]
-        thr = [h.time_to_train_error(t)[0] * ipe for h in hs]
+        near = [epochs_to_near_best_test(h, 0.01) * ipe for h in hs]
+        thr = [time_to_train_error(h, t)[0] * ipe for h in hs]
         rows.append([label, fmt(summarize(near), digits=0), fmt(summarize(thr), digits=0)])
-    conv = Table(f"Iterations to converge (batch {s.batch_size}; {hs[0].iterations_per_epoch} "
+    conv = Table(f"Iterations to converge (batch {s.batch_size}; {ipe} "
                  "iterations per epoch)", ["variant", "until test error within 1 point of its best",
                                            f"until training error <= {100 * t:.0f}%"], rows)
     plot_train_test_error(runs, out / "train_test_error.png",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.lrn import window_sum
-from .common import (Result, Settings, Table, compare_variants, histories_json, load_data,
-                     make_pipeline, mean_curve, plot_curves, quick_settings, standard_table)
+from .common import (Result, Settings, Table, compare_variants, histories_json, load_subsets,
+                     plot_test_error, quick_settings, standard_table)
 
 NAME = "lrn"
 TITLE = "Local response normalization on vs off (section 3.3)"
@@ -39,23 +39,17 @@ def lrn_activity_ratio(model, x, layer="act1", size=5, alpha=1e-4, k=2.0) -> dic
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    pipe = make_pipeline(data)
+    data = load_subsets(s)
     models = {}
-    runs = compare_variants(VARIANTS, s, data, log, pipe=pipe, models_out=models)
-    x = pipe.eval_transform(data.test.images[:256])
+    runs = compare_variants(VARIANTS, s, data, log, models_out=models)
     label_on = list(VARIANTS)[1]
-    ratios = [lrn_activity_ratio(m, x) for m in models[label_on]]
+    ratios = [lrn_activity_ratio(t.model, t.pipeline.eval_transform(data.test.images[:256]))
+              for t in models[label_on]]
     ratio_table = Table(
         "How much LRN varies: r = alpha * sum of squared conv1 outputs in the window / k "
         "(trained LRN nets, 256 test images)", ["seed", "mean r", "99th percentile r", "max r"],
         [[i, f"{r['mean']:.2e}", f"{r['p99']:.2e}", f"{r['max']:.2e}"] for i, r in enumerate(ratios)])
-    curves = {}
-    for label, style in zip(runs, ("-", "--")):
-        ep, err = mean_curve(runs[label], "test_error")
-        curves[label] = (ep, err, style)
-    plot_curves(curves, "test error (%)", out / "test_error.png",
-                title=f"LRN on/off, {data.label}, mean of {s.seeds} seed(s)")
+    plot_test_error(runs, out / "test_error.png", title=f"LRN on/off, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "LRN on vs off (mean ± std over seeds)"), ratio_table],
         figures=[("test_error.png", "Test error against epochs, mean over seeds")],

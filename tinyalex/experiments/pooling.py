@@ -8,8 +8,7 @@ Measured: test error, training error (eval mode) and the gap between them.
 """
 from __future__ import annotations
 
-from .common import (compare_variants, histories_json, load_data, make_pipeline,
-                     plot_train_test_error, quick_settings, Result, Settings, small_alexnet,
+from .common import (compare_variants, histories_json, load_subsets, plot_train_test_error, quick_settings, Result, Settings, small_alexnet,
                      standard_table, Table)
 
 NAME = "pooling"
@@ -22,12 +21,10 @@ VARIANTS = {"overlapping 3/2": {"pool": (3, 2)}, "non-overlapping 2/2": {"pool":
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    pipe = make_pipeline(data)
-    runs = compare_variants(VARIANTS, s, data, log, pipe=pipe)
-    in_shape = pipe.output_shape(data.image_shape)
+    data = load_subsets(s)
+    runs = compare_variants(VARIANTS, s, data, log)
     params = Table("Model size", ["variant", "parameters"],
-                   [[label, f"{small_alexnet(in_shape, data.num_classes, width=s.width, fc=s.fc, **kw).num_parameters():,}"]
+                   [[label, f"{small_alexnet(data.image_shape, data.num_classes, width=s.width, fc=s.fc, **kw).num_parameters():,}"]
                     for label, kw in VARIANTS.items()])
     plot_train_test_error(runs, out / "train_test_error.png",
                           title=f"Pooling 3/2 vs 2/2, {data.label}, mean of {s.seeds} seed(s)")

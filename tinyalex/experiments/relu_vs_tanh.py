@@ -11,10 +11,15 @@ the ratio tanh / ReLU.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
-from .common import (Result, Settings, Table, fmt, histories_json, load_data, make_pipeline,
-                     plot_curves, quick_settings, small_alexnet, summarize, train_classifier)
+from ..viz import plot_lines
+from .common import (Result, Settings, Table, errors, final_test_error, fmt, histories_json,
+                     load_subsets, quick_settings, small_alexnet, summarize, time_to_train_error,
+                     train, train_config, windows)
 
 NAME = "relu_vs_tanh"
 TITLE = "ReLU vs tanh: training speed (section 3.1, Figure 1)"
@@ -34,15 +39,12 @@ def plot_training_error(curves_by_act: dict, best_lr: dict, subtitle: str, path)
     for act, style in zip(ACTIVATIONS, ("C0-", "C3--")):
         for i, (epochs, errors) in enumerate(curves_by_act[act]):
             curves[f"{act} (lr {best_lr[act]})" if i == 0 else f"_{act}{i}"] = (epochs, errors, style)
-    plot_curves(curves, "training error (%)", path, title=f"ReLU (solid) vs tanh (dashed), {subtitle}",
+    plot_lines(curves, "training error (%)", path, title=f"ReLU (solid) vs tanh (dashed), {subtitle}",
                 hline=0.25)
 
 
 def replot(run_folder) -> None:
     """Redraw training_error.png of a finished run from its results.json."""
-    import json
-    from pathlib import Path
-
     r = json.loads((Path(run_folder) / "results.json").read_text())
     d = r["data"]
     plot_training_error({a: [(h["chunk_epoch"], h["chunk_error"]) for h in d["runs"][a]] for a in ACTIVATIONS},
@@ -51,31 +53,28 @@ def replot(run_folder) -> None:
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    pipe = make_pipeline(data)
-    in_shape = pipe.output_shape(data.image_shape)
+    data = load_subsets(s)
     lrs, thresholds = s.extra["lrs"], s.extra["thresholds"]
 
-    def train(act, lr, seed, epochs):
-        model = small_alexnet(in_shape, data.num_classes, activation=act, width=s.width, fc=s.fc,
+    def run_one(act, lr, seed, epochs):
+        model = small_alexnet(data.image_shape, data.num_classes, activation=act, width=s.width, fc=s.fc,
                               seed=seed)
-        return train_classifier(model, data, pipe, epochs=epochs, lr=lr, seed=seed,
-                                batch_size=s.batch_size, weight_decay=s.weight_decay, log=log)
+        return train(model, data, train_config(s, seed, lr, epochs=epochs), log=log).history
 
     # 1. learning-rate sweep, per nonlinearity
     sweep, best_lr = {}, {}
     for act in ACTIVATIONS:
         for lr in lrs:
             log(f"  sweep: {act}, lr {lr}")
-            h = train(act, lr, 0, s.extra["sweep_epochs"])
-            sweep[(act, lr)] = float("inf") if h.diverged else h.chunk_error[-1]
+            h = run_one(act, lr, 0, s.extra["sweep_epochs"])
+            sweep[(act, lr)] = float("inf") if h.status == "diverged" else windows(h)[-1]["train_error"]
         best_lr[act] = min(lrs, key=lambda lr: sweep[(act, lr)])
     # 2. the comparison at the tuned rates, over seeds
     runs = {act: [] for act in ACTIVATIONS}
     for act in ACTIVATIONS:
         for seed in range(s.seeds):
             log(f"  {act} (lr {best_lr[act]}), seed {seed}")
-            runs[act].append(train(act, best_lr[act], seed, s.epochs))
+            runs[act].append(run_one(act, best_lr[act], seed, s.epochs))
 
     sweep_table = Table(
         f"Learning-rate sweep ({s.extra['sweep_epochs']} epoch(s), seed 0): training error "
@@ -84,8 +83,8 @@ def run(s: Settings, out, log=print) -> Result:
                   for lr in lrs] + [best_lr[act]] for act in ACTIVATIONS])
     rows, ratios = [], {}
     for t in thresholds:
-        ep = {a: [h.time_to_train_error(t)[0] for h in runs[a]] for a in ACTIVATIONS}
-        sec = {a: [h.time_to_train_error(t)[1] for h in runs[a]] for a in ACTIVATIONS}
+        ep = {a: [time_to_train_error(h, t)[0] for h in runs[a]] for a in ACTIVATIONS}
+        sec = {a: [time_to_train_error(h, t)[1] for h in runs[a]] for a in ACTIVATIONS}
         # per-seed ratio tanh/relu (same seed: same data order)
         r_ep = [b / a for a, b in zip(ep["relu"], ep["tanh"])]
         r_sec = [b / a for a, b in zip(sec["relu"], sec["tanh"])]
@@ -99,12 +98,13 @@ def run(s: Settings, out, log=print) -> Result:
                    "ReLU seconds", "tanh seconds", "ratio (seconds)"], rows)
     final = Table("At the end of training", ["nonlinearity", "lr", "training error (last epoch, running)",
                                              "test error"],
-                  [[a, best_lr[a], fmt(summarize([h.train_error[-1] if h.train_error else np.nan
+                  [[a, best_lr[a], fmt(summarize([errors(h, "train_top1")[-1] if h.epochs else np.nan
                                                   for h in runs[a]]), percent=True),
-                    fmt(summarize([h.final_test_error for h in runs[a]]), percent=True)]
+                    fmt(summarize([final_test_error(h) for h in runs[a]]), percent=True)]
                    for a in ACTIVATIONS])
 
-    plot_training_error({a: [(h.chunk_epoch, h.chunk_error) for h in runs[a]] for a in ACTIVATIONS},
+    plot_training_error({a: [([w["epoch"] for w in windows(h)], [w["train_error"] for w in windows(h)])
+                             for h in runs[a]] for a in ACTIVATIONS},
                         best_lr, f"{data.label}, {s.seeds} seed(s)", out / "training_error.png")
     return Result(
         tables=[sweep_table, speed, final],

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (Result, Settings, Table, histories_json, load_data, make_pipeline,
-                     quick_settings, save_figure, small_alexnet, train_classifier)
+from ..viz import figure, save_figure
+from .common import (Result, Settings, Table, final_test_error, histories_json, load_subsets,
+                     quick_settings, small_alexnet, train, train_config)
 
 NAME = "retrieval"
 TITLE = "Nearest neighbours in fc7 space vs pixel space (section 6.1, Figure 4)"
@@ -54,14 +55,10 @@ def precision_at_k(neighbours, train_labels, query_labels) -> float:
 
 
 def draw_grid(data, query_idx, nn_fc7, nn_pix, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     k = nn_fc7.shape[1]
     rows = len(query_idx)
-    fig, axes = plt.subplots(rows, 2 * k + 1, figsize=((2 * k + 1) * 0.7, rows * 0.75 + 0.4), squeeze=False)
+    fig = figure((2 * k + 1) * 0.7, rows * 0.75 + 0.4)
+    axes = fig.subplots(rows, 2 * k + 1, squeeze=False)
     gray = data.image_shape[0] == 1
 
     def show(ax, img, label, colour="black"):
@@ -85,18 +82,16 @@ def draw_grid(data, query_idx, nn_fc7, nn_pix, path, title):
     axes[0, 1 + k // 2].set_title("nearest in fc7 space", fontsize=7)
     axes[0, 1 + k + k // 2].set_title("nearest in pixel space", fontsize=7)
     fig.suptitle(title, fontsize=8)
-    save_figure(fig, path, palette=True)
+    save_figure(fig, path, tight=True, palette=True)
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    pipe = make_pipeline(data)
+    data = load_subsets(s)
     k, nq = s.extra["k"], s.extra["queries"]
     log("  training the net (seed 0)")
-    model = small_alexnet(pipe.output_shape(data.image_shape), data.num_classes,
-                          width=s.width, fc=s.fc, dropout=0.5, seed=0)
-    h = train_classifier(model, data, pipe, epochs=s.epochs, lr=s.lr, seed=0,
-                         batch_size=s.batch_size, weight_decay=s.weight_decay, log=log)
+    model = small_alexnet(data.image_shape, data.num_classes, width=s.width, fc=s.fc, dropout=0.5, seed=0)
+    trainer = train(model, data, train_config(s, 0), log=log)
+    h, pipe = trainer.history, trainer.pipeline
     x_train, x_test = pipe.eval_transform(data.train.images), pipe.eval_transform(data.test.images)
     f_train, f_test = features(model, x_train), features(model, x_test)
     nn_fc7 = nearest(f_test, f_train, k)
@@ -105,7 +100,7 @@ def run(s: Settings, out, log=print) -> Result:
     p_pix = precision_at_k(nn_pix, data.train.labels, data.test.labels)
     overlap = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(nn_fc7, nn_pix)]))
     table = Table(f"Retrieval of training images for all {len(data.test)} test images "
-                  f"({len(data.train)} training images; net test error {100 * h.final_test_error:.1f}%)",
+                  f"({len(data.train)} training images; net test error {100 * final_test_error(h):.1f}%)",
                   ["space", "dimension", f"precision@{k} (same class)", f"overlap of the two {k}-NN sets"],
                   [["fc7 (after ReLU)", f_train.shape[1], f"{100 * p_fc7:.1f}%", f"{100 * overlap:.1f}%"],
                    ["pixels (preprocessed)", x_train[0].size, f"{100 * p_pix:.1f}%", ""]])

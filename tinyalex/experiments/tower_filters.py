@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (Result, Settings, Table, histories_json, load_data, make_pipeline,
-                     quick_settings, save_figure, small_alexnet, train_classifier)
+from ..viz import plot_conv1_filters
+from .common import (Result, Settings, Table, final_test_error, histories_json, load_subsets,
+                     quick_settings, small_alexnet, train, train_config)
 
 NAME = "tower_filters"
 TITLE = "What the two towers learn: conv1 kernels by tower (section 6.1, Figure 3)"
@@ -51,48 +52,17 @@ def specialisation(c, permutations: int = 2000, seed: int = 0) -> dict:
             "difference": float(diff), "p_value": float((np.sum(null >= diff) + 1) / (permutations + 1))}
 
 
-def draw_kernels(W, path, title: str):
-    """conv1 kernels as RGB tiles, tower 1 on the top rows, tower 2 below (Figure 3's layout).
-
-    Each kernel is scaled to [0, 1] on its own (as Figure 3 shows them).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    W = np.asarray(W, dtype=np.float64)
-    K = len(W)
-    lo = W.min(axis=(1, 2, 3), keepdims=True)
-    hi = W.max(axis=(1, 2, 3), keepdims=True)
-    tiles = ((W - lo) / np.maximum(hi - lo, 1e-12)).transpose(0, 2, 3, 1)   # (K, k, k, 3)
-    half, per_row = K // 2, min(K // 2, 16)
-    rows_per_tower = -(-half // per_row)
-    fig, axes = plt.subplots(2 * rows_per_tower, per_row,
-                             figsize=(per_row * 0.5, 2 * rows_per_tower * 0.5 + 0.5), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for tower in range(2):
-        for j in range(half):
-            ax = axes[tower * rows_per_tower + j // per_row, j % per_row]
-            ax.imshow(tiles[tower * half + j], interpolation="nearest")
-    fig.suptitle(title, fontsize=8)
-    save_figure(fig, path)
-
-
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
+    data = load_subsets(s)
     if data.image_shape[0] != 3:
         raise ValueError("tower_filters measures colour: it needs RGB images (--dataset cifar10)")
-    pipe = make_pipeline(data)
     rows, stats, histories, figures = [], [], [], []
     for seed in range(s.seeds):
         log(f"  two towers, seed {seed}")
-        model = small_alexnet(pipe.output_shape(data.image_shape), data.num_classes, towers=2,
-                              width=s.width, fc=s.fc, seed=seed)
+        model = small_alexnet(data.image_shape, data.num_classes, towers=2, width=s.width, fc=s.fc,
+                              seed=seed)
         W0 = model["conv1"].params["W"].copy()
-        h = train_classifier(model, data, pipe, epochs=s.epochs, lr=s.lr, seed=seed,
-                             batch_size=s.batch_size, weight_decay=s.weight_decay, log=log)
+        h = train(model, data, train_config(s, seed), log=log).history
         histories.append(h)
         W = model["conv1"].params["W"]
         c = colour_fraction(W)
@@ -100,14 +70,15 @@ def run(s: Settings, out, log=print) -> Result:
         st["init"] = specialisation(colour_fraction(W0), s.extra["permutations"], seed)
         st["colour_fraction"] = c.tolist()
         stats.append(st)
-        rows.append([seed, f"{100 * h.final_test_error:.1f}%", f"{st['tower1_mean']:.3f}",
+        rows.append([seed, f"{100 * final_test_error(h):.1f}%", f"{st['tower1_mean']:.3f}",
                      f"{st['tower2_mean']:.3f}", f"{st['difference']:.3f}", f"{st['p_value']:.3f}",
                      f"{st['init']['tower1_mean']:.3f} / {st['init']['tower2_mean']:.3f}"])
         name = f"conv1_towers_seed{seed}.png"
-        draw_kernels(W, out / name, f"seed {seed}: tower 1 (top, mean c={st['tower1_mean']:.2f}), "
-                                    f"tower 2 (bottom, mean c={st['tower2_mean']:.2f})")
-        figures.append((name, f"conv1 kernels after training, seed {seed}: tower 1 on the top "
-                              "rows, tower 2 on the bottom rows"))
+        plot_conv1_filters(W, towers=2, path=out / name,
+                           title=f"seed {seed}: tower 1 (left, mean c={st['tower1_mean']:.2f}), "
+                                 f"tower 2 (right, mean c={st['tower2_mean']:.2f})")
+        figures.append((name, f"conv1 kernels after training, seed {seed}: tower 1 on the left, "
+                              "tower 2 on the right (each kernel scaled to its own range)"))
     table = Table("Colour fraction c of conv1 kernels per tower (0 = grey, 1 = pure colour "
                   "contrast); p: permutation test of the tower difference",
                   ["seed", "test error", "tower 1 mean c", "tower 2 mean c", "difference of means",

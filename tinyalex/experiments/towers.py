@@ -9,9 +9,8 @@ have about the same number of parameters.
 """
 from __future__ import annotations
 
-from .common import (Result, Settings, Table, compare_variants, histories_json, load_data,
-                     make_pipeline, mean_curve, plot_curves, quick_settings, small_alexnet,
-                     standard_table)
+from .common import (Result, Settings, Table, compare_variants, histories_json, load_subsets,
+                     plot_test_error, quick_settings, small_alexnet, standard_table)
 
 NAME = "towers"
 TITLE = "Two towers vs one tower with half the kernels (section 3.2)"
@@ -27,24 +26,17 @@ def variants(s: Settings) -> dict:
 
 
 def run(s: Settings, out, log=print) -> Result:
-    data = load_data(s)
-    pipe = make_pipeline(data)
+    data = load_subsets(s)
     v = variants(s)
-    runs = compare_variants(v, s, data, log, pipe=pipe)
-    in_shape = pipe.output_shape(data.image_shape)
+    runs = compare_variants(v, s, data, log)
     sizes = []
     for label, kw in v.items():
         kw = {"width": s.width, "fc": s.fc, **kw}
-        m = small_alexnet(in_shape, data.num_classes, **kw)
+        m = small_alexnet(data.image_shape, data.num_classes, **kw)
         conv = [m[n].params["W"].shape[0] for n in ("conv1", "conv2", "conv3")]
         sizes.append([label, " / ".join(map(str, conv)), f"{m.num_parameters():,}"])
     params = Table("Model size", ["variant", "kernels conv1 / conv2 / conv3", "parameters"], sizes)
-    curves = {}
-    for label, style in zip(runs, ("-", "--")):
-        ep, err = mean_curve(runs[label], "test_error")
-        curves[label] = (ep, err, style)
-    plot_curves(curves, "test error (%)", out / "test_error.png",
-                title=f"Two towers vs one, {data.label}, mean of {s.seeds} seed(s)")
+    plot_test_error(runs, out / "test_error.png", title=f"Two towers vs one, {data.label}, mean of {s.seeds} seed(s)")
     return Result(
         tables=[standard_table(runs, "Two towers vs one tower (mean ± std over seeds)"), params],
         figures=[("test_error.png", "Test error against epochs, mean over seeds")],

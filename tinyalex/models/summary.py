@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy
 
+from ..cli import parse_devices
 from .towers import Broadcast, Exchange, Gather, TowerPair
 
 __all__ = ["summary", "transfer_bytes_per_image", "register_cli"]
@@ -139,19 +140,6 @@ def register_cli(subparsers):
     p.set_defaults(func=_cli_main)
 
 
-def _parse_devices(text):
-    if text is None:
-        return None
-    try:
-        devs = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        devs = ()
-    if len(devs) not in (1, 2) or min(devs) < 0:
-        raise ValueError(f"--devices must be one device number or two separated by a comma "
-                         f"(e.g. 0,1 or 0,0), got {text!r}")
-    return devs[0] if len(devs) == 1 else devs
-
-
 def _cli_main(args):
     import sys
 
@@ -169,7 +157,8 @@ def _cli_main(args):
         print(f"error: --dtype {args.dtype!r}: choose float32 or float64", file=sys.stderr)
         return 2
     try:
-        devices = _parse_devices(args.devices)
+        devices = None if args.devices is None else parse_devices(args.devices)
+        devices = devices[0] if devices is not None and len(devices) == 1 else devices
         with B.use_backend(args.backend):
             model = build_model(args.model, args.num_classes, width=args.width, devices=devices,
                                 dtype=args.dtype)

@@ -41,7 +41,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -52,8 +51,10 @@ from pathlib import Path
 import numpy
 
 from .. import backend
+from ..fileio import atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ..layers.loss import log_softmax
+from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
 
@@ -210,11 +211,15 @@ def _limit(dataset, n, seed, salt):
     return Subset(dataset, idx)
 
 
-def load_data(cfg: TrainConfig):
-    """(train, val or None, test) datasets for ``cfg`` (host, uint8)."""
+def load_data(cfg: TrainConfig, **loader_kwargs):
+    """(train, val or None, test) datasets for ``cfg`` (host, uint8).
+
+    ``loader_kwargs`` go to ``tinyalex.data.load_dataset`` for both splits
+    (e.g. ``image_shape`` of synthetic data, ``limit_per_class`` of an image folder).
+    """
     from ..data import load_dataset, train_val_split
 
-    kwargs = {}
+    kwargs = dict(loader_kwargs)
     if cfg.dataset == "imagefolder":
         kwargs.update(classes=cfg.classes, image_size=cfg.image_size)
     elif cfg.dataset == "synthetic":
@@ -336,18 +341,12 @@ def input_device(model):
 # ---------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------
-def _log_softmax_host(logits):
-    z = numpy.asarray(logits, dtype=numpy.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
-
-
 def _forward_host(model, x, dev, bname):
-    """Forward a host batch on the model's device; logits back on the host."""
+    """Forward a host batch on the model's device; logits back on the host (float64)."""
     xd = backend.to_device(numpy.ascontiguousarray(x, dtype=model_dtype(model)), dev, bname)
     with backend.device(dev):
         out = model.forward(xd)
-    return backend.to_host(out)
+    return numpy.asarray(backend.to_host(out), dtype=numpy.float64)
 
 
 def model_dtype(model):
@@ -368,11 +367,11 @@ def predict_proba(model, x_uint8, pipeline, batch_size=256, ten_crop=None):
         xb = x_uint8[i:i + batch_size]
         if ten_crop:
             views = pipeline.eval_views(xb)                                 # (10, n, C, h, w)
-            probs = numpy.stack([numpy.exp(_log_softmax_host(_forward_host(model, v, dev, bname)))
+            probs = numpy.stack([numpy.exp(log_softmax(_forward_host(model, v, dev, bname)))
                                  for v in views])
             out.append(probs.mean(axis=0))
         else:
-            out.append(numpy.exp(_log_softmax_host(_forward_host(model, pipeline.eval_transform(xb), dev, bname))))
+            out.append(numpy.exp(log_softmax(_forward_host(model, pipeline.eval_transform(xb), dev, bname))))
     return numpy.concatenate(out)
 
 
@@ -474,7 +473,8 @@ class _StopOnSigint:
     """During training, the first Ctrl-C asks the loop to stop after the current
     step (so the checkpoint is consistent); a second one stops at once."""
 
-    def __init__(self):
+    def __init__(self, saves=True):
+        self.saves = saves            # False: an in-memory run, nothing to save
         self.requested = False        # first Ctrl-C: stop cleanly after the current step
         self.forced = False           # second Ctrl-C: stopped mid-step, state may be inconsistent
         self._old = None
@@ -489,8 +489,8 @@ class _StopOnSigint:
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        what = "and saving a checkpoint " if self.saves else ""
+        print(f"\nCtrl-C: stopping after this step {what}(Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -519,12 +519,29 @@ def _print(*args):
 
 
 class Trainer:
-    """Holds the pieces of a run; :meth:`run` trains. Most users call :func:`fit`."""
+    """Holds the pieces of a run; :meth:`run` trains. Most users call :func:`fit`.
 
-    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print):
+    By default everything comes from the config: the data (:func:`load_data`),
+    the model (:func:`build_model`) and the pipeline (:func:`make_pipeline`,
+    fitted on the training part). Any of them can be handed in ready instead:
+
+    model : a model object (it needs ``input_shape`` (C, H, W), or a ``pipeline``).
+    data : (train, val or None, test or None) datasets (containers.py interface).
+    pipeline : a fitted Pipeline (or an object with its ``train_transform``,
+        ``eval_transform``, ``ten_crop``, ``config`` and ``state_dict``), used as is.
+    save : False trains in memory: no run folder, no files (metrics, plots,
+        checkpoints, weights), so no resume; the History is the whole result
+        (the experiments train this way).
+    """
+
+    def __init__(self, cfg: TrainConfig, resume=None, model=None, log=_print, *, data=None, pipeline=None,
+                 save=True):
         self.log = log
         self.resume_from = None
+        self.save = bool(save)
         ck = None
+        if resume is not None and not self.save:
+            raise ValueError("resume needs the run folder's checkpoint: it cannot be combined with save=False")
         if resume is not None:
             ck = load_checkpoint(Path(resume) / CHECKPOINT if Path(resume).is_dir() else resume)
             if ck.meta.get("kind") != "checkpoint":
@@ -537,25 +554,27 @@ class Trainer:
             self.resume_from = ck.path
         cfg = cfg or TrainConfig()
         cfg.validate()
-        if cfg.out is None:
+        if cfg.out is None and self.save:
             cfg.out = _default_out(cfg)
         self.cfg = cfg
-        self.run_dir = Path(cfg.out)
+        self.run_dir = Path(cfg.out) if self.save else None
         backend.set_backend(cfg.backend, int(cfg.devices[0]))
         backend.check_devices(cfg.devices, cfg.backend)     # e.g. --devices 0,1 on a one-GPU machine
 
         # data
-        self.train_set, self.val_set, self.test_set = load_data(cfg)
+        self.train_set, self.val_set, self.test_set = load_data(cfg) if data is None else data
         self.classes = list(self.train_set.classes)
         image_shape = tuple(self.train_set.image_shape)
 
         # model
+        self.model_given = model is not None
         if model is None:
             model = build_model(cfg, len(self.classes), resolve_input_shape(cfg, image_shape))
         self.model = model
         if hasattr(model, "requires_input_grad"):
             model.requires_input_grad(False)   # the input is data: skip conv1's input gradient
-        self.input_shape = model_input_shape(self.model)
+        self.input_shape = (model_input_shape(self.model) if hasattr(model, "input_shape") or pipeline is None
+                            else tuple(pipeline.output_shape(image_shape)))
         # one dropout generator per device for the whole model, seeded from the run's seed
         self.generators = backend.DeviceGenerators(_dropout_seed(cfg.seed))
         for _, m in self.model.named_layers():
@@ -568,6 +587,8 @@ class Trainer:
 
         if ck is not None:
             self.pipeline = Pipeline.from_state_dict(ck.pipeline)
+        elif pipeline is not None:
+            self.pipeline = pipeline
         else:
             self.pipeline = make_pipeline(cfg, image_shape, self.input_shape).fit(self.train_set)
             # one round trip, so a fresh run and a resumed one use identical arrays
@@ -657,8 +678,9 @@ class Trainer:
                 loss = float(backend.to_host(loss_arr))
                 if not math.isfinite(loss):
                     bar.close()
-                    ck = self.run_dir / CHECKPOINT
-                    kept = (f"the last good checkpoint is kept in {ck} (resume with --resume {self.run_dir})"
+                    ck = self.run_dir / CHECKPOINT if self.save else None
+                    kept = ("nothing was saved (an in-memory run)" if ck is None else
+                            f"the last good checkpoint is kept in {ck} (resume with --resume {self.run_dir})"
                             if ck.is_file() else "no epoch finished, so there is no checkpoint")
                     raise NonFiniteLossError(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {self.step + 1} "
@@ -714,12 +736,15 @@ class Trainer:
                                                     or row["val_top1"] > self.history.best_val_top1)
         if improved:
             self.history.best_epoch, self.history.best_val_top1 = epoch + 1, row["val_top1"]
+        if self.on_epoch is not None:
+            self.on_epoch(self, row)
         # files: metrics, curves, checkpoint (after the schedule, so resume sees the new lr), best
-        write_metrics(self.run_dir, self.history.epochs)
-        self._plot()
-        self.save_checkpoint()
-        if improved:
-            save_model_file(self.run_dir / BEST, self.model, self._meta("model"), self.pipeline)
+        if self.save:
+            write_metrics(self.run_dir, self.history.epochs)
+            self._plot()
+            self.save_checkpoint()
+            if improved:
+                save_model_file(self.run_dir / BEST, self.model, self._meta("model"), self.pipeline)
         val = (f"val loss {row['val_loss']:.4f} top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}%"
                if row["val_top1"] is not None else "no validation set")
         self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} top-1 "
@@ -747,24 +772,31 @@ class Trainer:
         atomic_write_text(self.run_dir / "config.json", json.dumps(doc, indent=2) + "\n")
 
     # -- the whole run -------------------------------------------------------------------
-    def run(self, on_step=None, test=True):
-        """Train until cfg.epochs, then evaluate on the test set. Returns a History."""
+    def run(self, on_step=None, on_epoch=None, test=True):
+        """Train until cfg.epochs, then evaluate on the test set. Returns a History.
+
+        ``on_step(trainer)`` is called after every SGD step; ``on_epoch(trainer, row)``
+        after every epoch's validation, with that epoch's metrics row (it may add
+        keys to it: they go into history.epochs and metrics.jsonl).
+        """
         cfg = self.cfg
-        self.on_step = on_step
+        self.on_step, self.on_epoch = on_step, on_epoch
         self.time_up = False
         self._wall_start, self._wall_before = time.perf_counter(), self.wall_time
         self._progress = bool(cfg.progress) and sys.stderr.isatty()
         self.eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_config()
+        if self.save:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
         if self.resume_from is not None:
             write_metrics(self.run_dir, self.history.epochs)   # drop rows newer than the checkpoint
             self.log(f"resuming {self.run_dir} at epoch {self.loader.epoch + 1}, batch {self.loader.batch + 1}")
         else:
-            self.log(f"training {cfg.model} on {cfg.dataset}: {len(self.train_set)} train / "
+            what = cfg.model if not self.model_given else type(self.model).__name__
+            self.log(f"training {what} on {cfg.dataset}: {len(self.train_set)} train / "
                      f"{len(self.val_set) if self.val_set else 0} val images, {len(self.classes)} classes, "
-                     f"{self.model.num_parameters():,} parameters -> {self.run_dir}")
-        with _StopOnSigint() as stop:
+                     f"{self.model.num_parameters():,} parameters -> {self.run_dir or 'memory'}")
+        with _StopOnSigint(saves=self.save) as stop:
             try:
                 while self.loader.epoch < cfg.epochs and not self.time_up:
                     epoch = self._train_epoch(stop)
@@ -773,6 +805,8 @@ class Trainer:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
                 self.history.status = "interrupted"
+                if not self.save:
+                    raise
                 if stop.forced:   # interrupted inside a step: keep the last consistent checkpoint
                     self.log(f"aborted; the last checkpoint in {self.run_dir / CHECKPOINT} is kept")
                     raise
@@ -786,7 +820,8 @@ class Trainer:
         if self.time_up:
             self.log(f"time limit of {cfg.time_limit:g} min reached after {self._wall() / 60:.1f} min "
                      f"(epoch {self.history.epochs[-1]['epoch']}, step {self.step})")
-        save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
+        if self.save:
+            save_model_file(self.run_dir / FINAL, self.model, self._meta("model"), self.pipeline)
         if test and self.test_set is not None:
             self.history.test = self.test(write=True)
         self.history.status = "completed"
@@ -801,6 +836,7 @@ class Trainer:
         result = {k: ev[k] for k in ("loss", "top1", "top5", "per_class", "n")}
         result["ten_crop"] = bool(self.pipeline.ten_crop)
         result["classes"] = self.classes
+        write = write and self.save
         if write:
             atomic_write_text(self.run_dir / "test.json", json.dumps(result, indent=2) + "\n")
         if write and self.cfg.plots:
@@ -812,7 +848,8 @@ class Trainer:
         return result
 
 
-def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print) -> History:
+def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None, test=True, log=_print, *,
+        data=None, pipeline=None, save=True, on_epoch=None) -> History:
     """Train a model as described by ``config`` and return its :class:`History`.
 
     Parameters
@@ -822,7 +859,10 @@ def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None
     resume : a run folder (or its checkpoint.npz) to continue exactly.
     model : a ready model to train instead of ``tinyalex.models.build_model(config.model)``
         (must match the checkpoint when resuming).
+    data, pipeline, save : ready datasets, a fitted pipeline, in-memory training
+        (see :class:`Trainer`).
     on_step : called as ``on_step(trainer)`` after every SGD step (for notebooks, tests).
+    on_epoch : called as ``on_epoch(trainer, row)`` after every epoch (see :meth:`Trainer.run`).
     test : evaluate on the test set at the end.
     log : where one-line messages go (``print``; pass ``lambda *a: None`` for silence).
 
@@ -830,4 +870,5 @@ def fit(config: TrainConfig | None = None, resume=None, model=None, on_step=None
     checkpoint is kept), and ``KeyboardInterrupt`` after saving a checkpoint
     on Ctrl-C.
     """
-    return Trainer(config, resume=resume, model=model, log=log).run(on_step=on_step, test=test)
+    trainer = Trainer(config, resume=resume, model=model, data=data, pipeline=pipeline, save=save, log=log)
+    return trainer.run(on_step=on_step, on_epoch=on_epoch, test=test)
