@@ -83,9 +83,14 @@ def test_unknown_backend_is_refused_naming_the_choices():
         implementations(backend="tpu")
 
 
-@pytest.mark.parametrize("backend", [None, "numpy", "standin", "cupy"])
-def test_every_backend_gets_the_fast_classes_today(backend):
+@pytest.mark.parametrize("backend", [None, "numpy"])
+def test_numpy_and_no_backend_get_the_cpu_fast_classes(backend):
     assert implementations(True, backend).LRN is FastLRN
+
+
+@pytest.mark.parametrize("backend", ["standin", "cupy"])
+def test_cupy_and_the_standin_get_the_gpu_classes(backend):
+    assert implementations(True, backend).LRN.__name__ == "CudaLRN"
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
