@@ -45,6 +45,11 @@ def test_add_windows_sums_every_window_into_its_pixels(k, s, rng):
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
 
 
+def test_add_windows_refuses_a_canvas_too_small_for_the_windows():
+    with pytest.raises(ValueError, match=r"canvas \(5, 6\) smaller than the 6x6 the windows need"):
+        add_windows(np.zeros((5, 6)), np.ones((3, 3, 2, 2)), (2, 2))
+
+
 # --- CudaConv2D -------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("desc, kwargs, shape", FAST_CASES, ids=[c[0] for c in FAST_CASES])

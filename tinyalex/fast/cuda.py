@@ -35,6 +35,7 @@ from ..layers.base import check_dout, check_input, need_cache
 from ..layers.conv import Conv2D
 from ..layers.lrn import LRN
 from ..layers.pooling import MaxPool2D
+from .conv import FastConv2D
 from .cpu import Workspaces, grad_buffer
 
 __all__ = ["CudaConv2D", "CudaLRN", "CudaMaxPool2D", "CudaReLU", "add_windows", "canvas_size"]
@@ -56,24 +57,31 @@ def add_windows(canvas, win, stride):
 
     Offsets are taken in blocks of sh x sw: inside one block, two windows
     never write the same pixel (rows y*sh + i, i < sh, are distinct for
-    distinct (y, i)), so a whole block is one in-place add into a reshaped
+    distinct (y, i)), so a whole block is one in-place add into a strided
     view of the canvas. That is ceil(kh/sh) * ceil(kw/sw) operations: 4 for
     the paper's 3x3 stride-2 pool, k*k for a stride-1 convolution. Each
     pixel's sum is taken in a fixed order, so the result is deterministic
     (an atomic scatter-add on a GPU, e.g. ``cupyx.scatter_add``, is not).
     """
+    xp = get_array_module(canvas)
     kh, kw = win.shape[:2]
     Ho, Wo = win.shape[-2:]
     sh, sw = stride
-    lead = canvas.shape[:-2]
-    L = len(lead)
+    if canvas.shape[-2] < canvas_size(Ho, kh, sh) or canvas.shape[-1] < canvas_size(Wo, kw, sw):
+        raise ValueError(f"add_windows: canvas {canvas.shape[-2:]} smaller than the "
+                         f"{canvas_size(Ho, kh, sh)}x{canvas_size(Wo, kw, sw)} the windows need")
+    L = canvas.ndim - 2
+    *s_lead, sH, sW = canvas.strides
     for bi in range(0, kh, sh):
         ih = min(sh, kh - bi)
         for bj in range(0, kw, sw):
             jw = min(sw, kw - bj)
-            # canvas rows bi + y*sh + ii (ii < sh) as (Ho, sh), columns likewise: a view (splitting an axis)
-            target = canvas[..., bi:bi + Ho * sh, bj:bj + Wo * sw].reshape(lead + (Ho, sh, Wo, sw))
-            target = target[..., :ih, :, :jw]
+            # target[..., y, ii, x, jj] is canvas[..., bi + y*sh + ii, bj + x*sw + jj]: a view (as_strided
+            # always is; distinct (y, ii) give distinct rows because ii < sh)
+            corner = canvas[..., bi:, bj:]
+            target = xp.lib.stride_tricks.as_strided(
+                corner, shape=canvas.shape[:-2] + (Ho, ih, Wo, jw),
+                strides=tuple(s_lead) + (sH * sh, sH, sW * sw, sW))
             # (ih, jw, ..., Ho, Wo) -> (..., Ho, ih, Wo, jw)
             src = win[bi:bi + ih, bj:bj + jw].transpose(tuple(range(2, 2 + L)) + (L + 2, 0, L + 3, 1))
             target += src
@@ -114,11 +122,7 @@ class CudaConv2D(Conv2D):
         self.x = None
         self.cols_valid = False
 
-    def _geometry(self, x_shape):
-        N, C, H, W = x_shape
-        F, Ho, Wo = self.output_shape((C, H, W))
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, self.groups
+    _geometry = FastConv2D._geometry        # (N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G) of an input shape
 
     def _fill_cols(self, x):
         """cols[g, (c, i, j), (n, y, x)] = xpad[n, g*Cg + c, y*sh + i, x*sw + j]: 1 or 2 copies."""
