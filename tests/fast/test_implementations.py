@@ -11,13 +11,13 @@ import pytest
 
 import tinyalex.layers
 from tinyalex import backend as B
-from tinyalex.fast import (FastConv2D, FastLinear, FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D,
-                           implementations)
+from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastConv2D, FastLinear, FastLRN,
+                           FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
 from tinyalex.layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
 from tinyalex.models import build_model
 
 REFERENCE = {FastConv2D: Conv2D, WinogradConv2D: Conv2D, FastLRN: LRN, FastMaxPool2D: MaxPool2D, FastReLU: ReLU,
-             FastLinear: Linear}
+             FastLinear: Linear, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
 NAMES = ("Conv2D", "LRN", "MaxPool2D", "ReLU", "Linear")
 
 

@@ -9,9 +9,14 @@ One function does it all, from Python or from ``python -m tinyalex train``::
 What one epoch does
 -------------------
 1. ``model.train()``; for every batch of the DataLoader (order and
-   augmentation derived from (seed, epoch, batch)): the batch is
-   moved explicitly to the model's input device, forward, softmax
-   cross-entropy, backward, one SGD step (the paper's rule, sgd.py).
+   augmentation derived from (seed, epoch, batch), prepared ahead in a
+   background thread: tinyalex.data.prefetch): the batch is moved
+   explicitly to the model's input device, forward, softmax
+   cross-entropy, backward, one SGD step (the paper's rule, sgd.py); the
+   loss and the correct count are added to running sums on the device,
+   read by the host every ``Trainer.read_every`` steps on a GPU (so a step
+   never waits for the GPU) and every step on NumPy; a non-finite loss
+   stops training at that read.
 2. ``model.eval()``; validation loss, top-1 and top-5 (10-crop averaging of
    the softmax if enabled).
 3. The schedule sees the validation error (divide lr by 10 on a plateau).
