@@ -19,7 +19,7 @@ from tinyalex.fast.cuda import add_windows, canvas_size
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers import LRN, Conv2D, MaxPool2D, ReLU
 
-from .pairs import assert_same, run, twins
+from .pairs import assert_same, ref_output_shape, run, twins
 from .test_conv import FAST_CASES
 from .test_pooling import CASES as POOL_CASES
 
@@ -196,3 +196,29 @@ def test_each_pass_makes_a_fixed_number_of_operations_and_no_host_read(make, sha
     small = _count_pass(make(), shape, rng)
     large = _count_pass(make(), (16,) + shape[1:], rng)
     assert small == large == (fwd, bwd, 0)
+
+
+# --- AlexNet's own sizes, float32 (what pytest -m gpu runs on CuPy) -------------------------------
+@pytest.mark.parametrize("make, shape", [
+    (lambda: CudaConv2D(96, 256, 5, padding=2, groups=2, rng=np.random.default_rng(0)), (2, 96, 27, 27)),
+    (lambda: CudaConv2D(256, 384, 3, padding=1, rng=np.random.default_rng(0)), (2, 256, 13, 13)),
+    (lambda: CudaConv2D(3, 96, 11, stride=4, rng=np.random.default_rng(0)), (2, 3, 227, 227)),
+    (lambda: CudaLRN(), (2, 96, 27, 27)),
+    (lambda: CudaMaxPool2D(3, 2), (2, 96, 55, 55)),
+], ids=["conv2", "conv3", "conv1", "lrn1", "pool1"])
+def test_cuda_layers_at_alexnet_sizes_match_the_reference_in_float32(make, shape, place, rng):
+    fast = make()
+    ref = {CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D}[type(fast)]
+    if ref is Conv2D:
+        ref = Conv2D(fast.in_channels, fast.out_channels, fast.kernel_size, fast.stride, fast.padding, fast.groups)
+        ref.load_state_dict(fast.state_dict())
+    else:
+        ref = ref(*((3, 2) if ref is MaxPool2D else ()))
+    x = rng.standard_normal(shape).astype(np.float32)
+    dout = rng.standard_normal(ref_output_shape(ref, x)).astype(np.float32)
+    got, want = run(fast, x, dout, place), run(ref, x, dout, place)
+    for g, w, what in zip(got[:2], want[:2], ("forward", "dx")):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-5 * float(np.abs(w).max()), err_msg=what)
+    for k in want[2]:
+        np.testing.assert_allclose(got[2][k], want[2][k], rtol=0, atol=1e-5 * float(np.abs(want[2][k]).max()),
+                                   err_msg=k)
