@@ -74,6 +74,7 @@ __all__ = ["MODELS", "layer_names", "run_bench", "gemm_rate", "step_matmul_flops
 # --------------------------------------------------------------------------
 MODELS = {
     "alexnet": dict(name="alexnet", init="paper"),
+    "alexnet-small": dict(name="alexnet-small"),          # 1x28x28 (Fashion-MNIST), what `train` runs by default
     # the same structure with few channels on 67x67 inputs (conv1 15x15 ... pool5 1x1): for tests
     "tiny": dict(name="alexnet", num_classes=10, input_shape=(3, 67, 67), channels=(16, 32, 48, 48, 32),
                  fc_sizes=(64, 64), init="paper"),

@@ -11,13 +11,13 @@ import pytest
 
 import tinyalex.layers
 from tinyalex import backend as B
-from tinyalex.fast import (FastConv2D, FastLinear, FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D,
-                           implementations)
+from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastConv2D, FastLinear, FastLRN,
+                           FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
 from tinyalex.layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
 from tinyalex.models import build_model
 
 REFERENCE = {FastConv2D: Conv2D, WinogradConv2D: Conv2D, FastLRN: LRN, FastMaxPool2D: MaxPool2D, FastReLU: ReLU,
-             FastLinear: Linear}
+             FastLinear: Linear, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
 NAMES = ("Conv2D", "LRN", "MaxPool2D", "ReLU", "Linear")
 
 
@@ -83,9 +83,14 @@ def test_unknown_backend_is_refused_naming_the_choices():
         implementations(backend="tpu")
 
 
-@pytest.mark.parametrize("backend", [None, "numpy", "standin", "cupy"])
-def test_every_backend_gets_the_fast_classes_today(backend):
+@pytest.mark.parametrize("backend", [None, "numpy"])
+def test_numpy_and_no_backend_get_the_cpu_fast_classes(backend):
     assert implementations(True, backend).LRN is FastLRN
+
+
+@pytest.mark.parametrize("backend", ["standin", "cupy"])
+def test_cupy_and_the_standin_get_the_gpu_classes(backend):
+    assert implementations(True, backend).LRN.__name__ == "CudaLRN"
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])

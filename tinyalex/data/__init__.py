@@ -20,6 +20,7 @@ from .errors import CorruptDatasetError, DatasetNotFoundError
 from .formats import read_idx
 from .imagefolder import ImageFolderDataset, decode_image, load_image_folder
 from .loader import DataLoader
+from .prefetch import prefetch
 from .sources import ENV_VAR, user_cache_dir
 from .transforms import (PIXEL_SCALE, Pipeline, average_ten_crop_predictions, center_crop,
                          center_crop_batch, compute_mean_image, crop_batch, default_crop_size,
@@ -34,7 +35,7 @@ __all__ = [
     "load_fashion_mnist", "make_synthetic",
     "CorruptDatasetError", "DatasetNotFoundError", "read_idx",
     "ImageFolderDataset", "decode_image", "load_image_folder",
-    "DataLoader", "ENV_VAR", "user_cache_dir",
+    "DataLoader", "prefetch", "ENV_VAR", "user_cache_dir",
     "PIXEL_SCALE", "Pipeline", "average_ten_crop_predictions", "center_crop",
     "center_crop_batch", "compute_mean_image", "crop_batch", "default_crop_size",
     "fit_pca_color", "hflip", "image_statistics", "pca_color_augment", "pca_from_covariance",

@@ -106,17 +106,25 @@ class DataLoader:
         """Images in global batch ``batch`` (over all ranks): batch_size, or fewer in the last one."""
         return min(self.batch_size, len(self.dataset) - batch * self.batch_size)
 
+    def load_batch(self, order, epoch: int, b: int):
+        """Batch ``b`` of ``epoch`` (``order = self.order(epoch)``): (x, y), a function of (seed, epoch, b) only.
+
+        Changes nothing in the loader, so another thread may call it
+        (tinyalex.data.prefetch prepares the next batch this way).
+        """
+        indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+        if self.ranks > 1:                       # data parallel: this rank's share of the global batch
+            lo, hi = shard_bounds(len(indices), self.rank, self.ranks)
+            indices = indices[lo:hi]
+        x, y = self.dataset.get_batch(indices)
+        return self.transform(x, self.batch_rng(epoch, b)), np.asarray(y, dtype=np.int64)
+
     def __iter__(self):
         epoch, order = self.epoch, self.order(self.epoch)
         for b in range(self.batch, len(self)):
-            indices = order[b * self.batch_size:(b + 1) * self.batch_size]
-            if self.ranks > 1:
-                lo, hi = shard_bounds(len(indices), self.rank, self.ranks)
-                indices = indices[lo:hi]
-            x, y = self.dataset.get_batch(indices)
-            x = self.transform(x, self.batch_rng(epoch, b))
+            batch = self.load_batch(order, epoch, b)
             self.batch = b + 1   # a checkpoint taken now resumes after this batch
-            yield x, np.asarray(y, dtype=np.int64)
+            yield batch
         self.epoch, self.batch = epoch + 1, 0
 
     def set_epoch(self, epoch: int) -> None:

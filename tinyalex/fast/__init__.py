@@ -17,6 +17,7 @@ that owns its whole forward, backward and cache:
     activation.py  FastReLU
     linear.py      FastLinear
     cpu.py         what only the CPU needs: threads, cache-sized chunks, workspaces
+    cuda.py        the GPU classes (CuPy and the stand-in): CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 """
 from __future__ import annotations
 
@@ -26,12 +27,16 @@ from ..backend import BACKENDS
 from ..layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
 from .activation import FastReLU
 from .conv import FastConv2D, WinogradConv2D, conv2d_class
+from .cuda import CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 from .linear import FastLinear
 from .lrn import FastLRN
 from .pooling import FastMaxPool2D, maxpool2d_class
 
 __all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "WinogradConv2D", "FastLRN",
-           "FastMaxPool2D", "FastReLU", "FastLinear"]
+           "FastMaxPool2D", "FastReLU", "FastLinear", "CudaConv2D", "CudaLRN", "CudaMaxPool2D", "CudaReLU",
+           "GPU_BACKENDS"]
+
+GPU_BACKENDS = ("cupy", "standin")     # the stand-in follows CuPy's rules, so it gets CuPy's classes
 
 
 def _conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, **kwargs):
@@ -58,13 +63,18 @@ def implementations(fast=True, backend=None):
     MaxPool2D one that picks FastMaxPool2D (or the reference for windows over
     255 pixels).
 
-    ``backend`` ("numpy", "cupy", "standin" or None for any): the backend the
-    model will run on. Every backend gets the same fast classes today (on
-    arrays other than NumPy's they skip the CPU-only chunking and threads);
-    GPU-specific classes (tinyalex/fast/cuda.py, to come) will be chosen here.
+    ``backend``: the backend the model will run on. "numpy" or None: the
+    CPU classes above. "cupy" and "standin" (the CPU stand-in, which follows
+    CuPy's rules and counts its operations): the GPU classes of
+    tinyalex/fast/cuda.py, each pass a few whole-array operations with no
+    host read: CudaConv2D (im2col for every shape), CudaLRN, CudaMaxPool2D
+    (any window), CudaReLU, and FastLinear (nothing CPU-specific in it).
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"implementations: backend must be one of {BACKENDS} or None, got {backend!r}")
     if not fast:
         return SimpleNamespace(Conv2D=Conv2D, LRN=LRN, MaxPool2D=MaxPool2D, ReLU=ReLU, Linear=Linear)
+    if backend in GPU_BACKENDS:
+        return SimpleNamespace(Conv2D=CudaConv2D, LRN=CudaLRN, MaxPool2D=CudaMaxPool2D, ReLU=CudaReLU,
+                               Linear=FastLinear)
     return SimpleNamespace(Conv2D=_conv2d, LRN=FastLRN, MaxPool2D=_maxpool2d, ReLU=FastReLU, Linear=FastLinear)

@@ -170,7 +170,7 @@ class AlexNet(Layer):
         self.channels = tuple(_even(c * width) for c in numbers["channels"])
         self.fc_sizes = tuple(_even(f * width) for f in numbers["fc_sizes"])
 
-        L = implementations(fast)                   # the layer classes, chosen once
+        L = implementations(fast, self.backend)                 # the layer classes, chosen once
         rng = numpy.random.default_rng(seed)        # draws every weight, layer by layer
         if self.split:
             self.build_two_towers(L, rng)

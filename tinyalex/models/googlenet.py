@@ -48,6 +48,7 @@ from collections import OrderedDict
 
 import numpy
 
+from .. import backend as B
 from ..fast import implementations
 from ..layers import AvgPool2d, Concat, Dropout, Flatten, GlobalAvgPool2d, Pad2D, Sequential
 from ..layers.base import check_dtype
@@ -95,7 +96,7 @@ class GoogLeNet(Net):
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             conv1=tuple(conv1), stem_pool_stride=stem_pool_stride, width=width,
             dropout=dropout), aux=bool(aux))
-        L, dt = implementations(fast), self.dtype
+        L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
 
         def w(*channels):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy
 
+from .. import backend as B
 from ..fast import implementations
 from ..layers import (BatchNorm2d, Flatten, GlobalAvgPool2d, Pad2D, Residual, Sequential, WithoutBias,
                       ZeroPadShortcut)
@@ -112,7 +113,7 @@ class ResNet(Net):
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             block=block, blocks=tuple(blocks), widths=tuple(widths), stem=stem,
             shortcut=shortcut))
-        L, dt = implementations(fast), self.dtype
+        L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
         Block = BLOCKS[block]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy
 
+from .. import backend as B
 from ..fast import implementations
 from .net import Net
 
@@ -36,7 +37,7 @@ class VGG(Net):
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             config=config, widths=tuple(widths), fc_sizes=tuple(fc_sizes),
             first_padding=first_padding, dropout=dropout))
-        L, dt = implementations(fast), self.dtype
+        L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
         cin = self.input_shape[0]
         for stage, (n, width) in enumerate(zip(CONFIGS[config], widths), start=1):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy
 
+from .. import backend as B
 from ..fast import implementations
 from ..layers import MaxPool2D, Pad2D
 from .net import Net
@@ -53,7 +54,7 @@ class ZFNet(Net):
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             channels=tuple(channels), fc_sizes=tuple(fc_sizes), conv1=tuple(conv1),
             conv2=tuple(conv2), dropout=dropout))
-        L, dt = implementations(fast), self.dtype
+        L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
         c1, c2, c3, c4, c5 = channels
         C = self.input_shape[0]

@@ -9,9 +9,14 @@ One function does it all, from Python or from ``python -m tinyalex train``::
 What one epoch does
 -------------------
 1. ``model.train()``; for every batch of the DataLoader (order and
-   augmentation derived from (seed, epoch, batch)): the batch is
-   moved explicitly to the model's input device, forward, softmax
-   cross-entropy, backward, one SGD step (the paper's rule, sgd.py).
+   augmentation derived from (seed, epoch, batch), prepared ahead in a
+   background thread: tinyalex.data.prefetch): the batch is moved
+   explicitly to the model's input device, forward, softmax
+   cross-entropy, backward, one SGD step (the paper's rule, sgd.py); the
+   loss and the correct count are added to running sums on the device,
+   read by the host every ``Trainer.read_every`` steps on a GPU (so a step
+   never waits for the GPU) and every step on NumPy; a non-finite loss
+   stops training at that read.
 2. ``model.eval()``; validation loss, top-1 and top-5 (10-crop averaging of
    the softmax if enabled).
 3. The schedule sees the validation error (divide lr by 10 on a plateau).
@@ -568,10 +573,6 @@ def _default_out(cfg):
     return str(Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _topk_correct(logits_host, labels_host):
-    return int((logits_host.argmax(axis=1) == labels_host).sum())
-
-
 def _print(*args):
     print(*args, flush=True)      # one line per epoch, visible at once even when piped to a file
 
@@ -695,6 +696,7 @@ class Trainer:
         self.wall_time = 0.0          # seconds of wall clock of the run, validation included (over resumes)
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         self.unvalidated = None       # an epoch whose training ended but whose validation was interrupted
+        self._sums, self._read_step = None, 0     # the epoch's loss and accuracy sums on the device
         if ck is not None:
             self._restore(ck)
             if "lr" in overrides:        # --resume --lr: the new rate replaces the saved one
@@ -724,6 +726,7 @@ class Trainer:
             self.log(f"the weights are not finite: no checkpoint written; {self.run_dir / CHECKPOINT} "
                      "keeps the last good one")
             return None
+        self._read_sums(agree=False)              # the partial epoch's sums, from the device
         meta = self._meta("checkpoint")
         meta.update(
             optimizer={k: v for k, v in self.optimizer.state_dict().items() if k != "velocities"},
@@ -754,70 +757,116 @@ class Trainer:
         self.partial = dict(m["partial_epoch"])
         self.unvalidated = m.get("unvalidated_epoch")
         self.step, self.elapsed = int(m["step"]), float(m.get("elapsed", 0.0))
+        self._read_step = self.step
         self.wall_time = float(m.get("wall_time", 0.0))
         if list(m["classes"]) != self.classes:
             raise ValueError(f"the checkpoint's classes {m['classes']} differ from the dataset's {self.classes}")
 
     # -- one epoch -----------------------------------------------------------------------
+    # On a GPU the host reads the running loss and accuracy back (a synchronisation: the host
+    # waits for every queued step) only every this many steps, at the end of an epoch and
+    # before a checkpoint; a step itself never waits. NumPy reads every step (nothing to wait for).
+    read_every = 50
+
+    def _add_to_sums(self, loss_arr, logits, yd, n):
+        """The epoch's running loss sum (float64) and correct count, kept on the logits' device.
+
+        They start from ``self.partial`` (a resumed epoch's sums) and are never
+        reset within the epoch, so the sum is the same fold over the steps
+        however often it is read: a resumed run's metrics are bit-identical.
+        """
+        xp = backend.get_array_module(logits)
+        if self._sums is None:
+            dev, bname = backend.device_of(logits), backend.backend_of(logits)
+            self._sums = (backend.to_device(numpy.asarray(self.partial["loss_sum"], numpy.float64), dev, bname),
+                          backend.to_device(numpy.asarray(self.partial["correct"], numpy.int64), dev, bname))
+        loss_sum, correct = self._sums
+        loss_sum += loss_arr.astype(xp.float64) * n
+        correct += (logits.argmax(axis=1) == yd).sum()
+
+    def _read_sums(self, agree=True):
+        """Copy the device sums into ``self.partial`` (host floats); a non-finite loss stops training here.
+
+        ``agree``: with several ranks, all of them stop or none (a collective: the loop reads
+        at the same steps on every rank; a checkpoint's read, on rank 0 alone, does not agree).
+        """
+        if self._sums is None:
+            return
+        loss_sum, correct = (backend.to_host(a) for a in self._sums)
+        p = self.partial
+        p["loss_sum"], p["correct"] = float(loss_sum), int(correct)
+        finite = math.isfinite(p["loss_sum"])
+        if agree and self.dist is not None:
+            finite = not self.dist.any([not finite])[0]
+        if not finite:
+            since = (f" or earlier (read every {self._read_interval} steps; finite at step {self._read_step})"
+                     if self.step - self._read_step > 1 else "")
+            raise self._diverged(f"the training loss became {p['loss_sum']} at epoch {self.loader.epoch + 1}, "
+                                 f"step {self.step}{since}")
+        self._read_step = self.step
+
     def _train_epoch(self, stop):
         from tqdm.auto import tqdm
+
+        from ..data import prefetch
 
         cfg, model, loader = self.cfg, self.model, self.loader
         epoch = loader.epoch
         dev, bname = input_device(model)
+        self._read_interval = 1 if bname == "numpy" else self.read_every
         model.train()
         p = self.partial
         bar = tqdm(total=len(loader), initial=loader.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", leave=False, disable=not self._progress, dynamic_ncols=True)
         t_last = time.perf_counter()
-        for x, y in loader:
-            batch = loader.batch - 1
-            xd = backend.to_device(x.astype(model_dtype(model), copy=False), dev, bname)
-            with backend.device(dev):
-                logits = model.forward(xd)
-            ldev = backend.device_of(logits)
-            with backend.device(ldev):
-                yd = backend.to_device(y, ldev, bname)
-                loss_arr = self.criterion.forward(logits, yd)
-                loss = float(backend.to_host(loss_arr))
-                finite = math.isfinite(loss)
-                if self.dist is not None:     # every rank stops, or none (a lone stop would hang the others)
-                    finite = not self.dist.any([not finite])[0]
-                if not finite:
+        # the next batch is read and augmented in a background thread while this one trains
+        with prefetch(loader) as batches:
+            for x, y in batches:
+                batch = loader.batch - 1
+                xd = backend.to_device(x.astype(model_dtype(model), copy=False), dev, bname)
+                with backend.device(dev):
+                    logits = model.forward(xd)
+                ldev = backend.device_of(logits)
+                with backend.device(ldev):
+                    yd = backend.to_device(y, ldev, bname)
+                    loss_arr = self.criterion.forward(logits, yd)
+                    dlogits = self.criterion.backward()
+                    model.backward(dlogits)
+                    self._add_to_sums(loss_arr, logits, yd, len(y))
+                if self.dist is not None:     # g = sum over ranks of (n_r / n) g_r: the global batch's gradient
+                    self.dist.allreduce_gradients(model, len(y) / loader.global_batch_size(batch))
+                self.optimizer.step()
+                self.step += 1
+                p["seen"] += len(y)
+                if self.step - self._read_step >= self._read_interval or loader.batch == len(loader):
+                    try:
+                        self._read_sums()           # waits for the GPU: inside the timed part
+                    except NonFiniteLossError:
+                        bar.close()
+                        raise
+                    bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
+                                    acc=f"{100 * p['correct'] / p['seen']:.1f}%",
+                                    img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}", refresh=False)
+                now = time.perf_counter()
+                p["time"] += now - t_last
+                t_last = now
+                bar.update(1)
+                wall = self._wall()
+                if self.dist is not None:     # rank 0's clock and any rank's Ctrl-C decide for all
+                    wall = self.dist.bcast(wall)
+                    if self.dist.any([bool(stop.requested)])[0] and not stop.requested:
+                        stop.requested = signal.SIGINT
+                if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
+                    self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
+                if self.on_step is not None:
+                    self.on_step(self)
+                if stop.requested:
                     bar.close()
-                    raise self._diverged(f"the training loss became {loss} at epoch {epoch + 1}, step "
-                                         f"{self.step + 1} (batch {batch + 1} of {len(loader)})")
-                dlogits = self.criterion.backward()
-            with backend.device(ldev):
-                model.backward(dlogits)
-            if self.dist is not None:         # g = sum over ranks of (n_r / n) g_r: the global batch's gradient
-                self.dist.allreduce_gradients(model, len(y) / self.loader.global_batch_size(batch))
-            self.optimizer.step()
-            self.step += 1
-            now = time.perf_counter()
-            p["time"] += now - t_last
-            t_last = now
-            p["loss_sum"] += loss * len(y)
-            p["correct"] += _topk_correct(backend.to_host(logits), y)
-            p["seen"] += len(y)
-            bar.update(1)
-            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{100 * p['correct'] / p['seen']:.1f}%",
-                            img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}", refresh=False)
-            wall = self._wall()
-            if self.dist is not None:         # rank 0's clock and any rank's Ctrl-C decide for all
-                wall = self.dist.bcast(wall)
-                if self.dist.any([bool(stop.requested)])[0] and not stop.requested:
-                    stop.requested = signal.SIGINT
-            if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
-                self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
-            if self.on_step is not None:
-                self.on_step(self)
-            if stop.requested:
-                bar.close()
-                stop.check()
-            if cfg.time_limit is not None and wall >= 60 * cfg.time_limit:
-                self.time_up = True
-                break
+                    stop.check()
+                if cfg.time_limit is not None and wall >= 60 * cfg.time_limit:
+                    self.time_up = True
+                    break
+        self._read_sums()
         bar.close()
         return epoch
 
@@ -876,6 +925,7 @@ class Trainer:
         err = 1.0 - (row["val_top1"] if row["val_top1"] is not None else row["train_top1"])
         reduced = self.schedule.step(epoch, err, self.optimizer)
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._sums = None
         improved = row["val_top1"] is not None and (self.history.best_val_top1 is None
                                                     or row["val_top1"] > self.history.best_val_top1)
         if improved:
