@@ -647,8 +647,9 @@ class Trainer:
             raise
 
     def _build(self, cfg, ck, model, overrides, data, pipeline):
-        backend.set_backend(cfg.backend, self.dist.local_rank() if self.dist and cfg.backend == "cupy"
-                            else int(cfg.devices[0]))
+        if self.dist is not None and cfg.backend in ("cupy", "standin"):
+            cfg.devices = [self.dist.local_rank()]      # one device per rank: its local rank's GPU
+        backend.set_backend(cfg.backend, int(cfg.devices[0]))
         backend.check_devices(cfg.devices, cfg.backend)     # e.g. --devices 0,1 on a one-GPU machine
 
         # data
