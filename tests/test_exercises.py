@@ -785,3 +785,14 @@ def test_a_class_of_60_grades_in_under_a_minute_on_2_cores(tmp_path):
         assert got == EXPECTED[row.student.split("_", 1)[1]], row.student
     print(f"graded 60 files in {seconds:.1f} s")
     assert seconds < 60
+
+
+def test_grading_a_file_that_is_not_py_or_ipynb_is_one_clear_error(tmp_path, capsys):
+    from tinyalex.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not python")
+    assert main(["exercises", "grade", str(notes), "--csv", str(tmp_path / "g.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt is not a submission: give students' exercises.py or exercises.ipynb" in err
+    assert "Traceback" not in err and not (tmp_path / "g.csv").exists()

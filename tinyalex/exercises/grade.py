@@ -81,10 +81,14 @@ def find_submissions(args) -> list[Path]:
     """Files as given; a folder gives its .py/.ipynb files and, per subfolder, the one it holds.
 
     A student's folder with both exercises.py and exercises.ipynb gives the
-    more recently modified one. Raises FileNotFoundError naming what is missing.
+    more recently modified one. Raises FileNotFoundError naming what is missing,
+    and ValueError for a file given by name that is neither .py nor .ipynb.
     """
     out, missing = [], []
     for a in map(Path, args):
+        if a.is_file() and a.suffix not in SUBMISSION_SUFFIXES:
+            raise ValueError(f"{a} is not a submission: give students' exercises.py or exercises.ipynb files "
+                             "(or folders holding them)")
         if a.is_file():
             out.append(a)
         elif a.is_dir():
