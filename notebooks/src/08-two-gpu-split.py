@@ -206,8 +206,9 @@ print(format_scaling_table(table))
 # * **FLOPs per gradient byte** is the compute-to-communication ratio of a
 #   layer under data parallelism: how much arithmetic a device does (on its
 #   128 images, forward and backward) for each byte it must then send. The
-#   convolutions do tens of thousands of FLOPs per byte: a device computes
-#   for much longer than it talks, so splitting the batch pays. The fully
+#   convolutions do tens to hundreds of thousands of FLOPs per byte: a
+#   device computes for much longer than it talks, so splitting the batch
+#   pays. The fully
 #   connected layers do about 192 (= 3 × 2 × 128 / 4: each weight is used
 #   once per image): their gradients cost as much to send as to compute.
 # * Hence the "one weird trick": **data parallel for the convolutions**
