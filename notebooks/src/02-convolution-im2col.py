@@ -24,7 +24,8 @@
 # workspaces and fewer copies) and `WinogradConv2D` (Winograd's minimal
 # filtering, Lavin and Gray 2015, for stride-1 3×3 and 5×5 layers: AlexNet's
 # conv2-conv5). `tinyalex.fast.implementations(fast=True)` picks the class
-# for each layer once, when the model is built. The last section times both.
+# for each layer once, when the model is built. The last sections print
+# which class runs each of AlexNet's convolutions and time both.
 
 # %%
 import os
@@ -33,8 +34,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
+from tinyalex.fast import implementations
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers import Conv2D, col2im, im2col
+from tinyalex.models import build_model
 
 FAST = os.environ.get("TINYALEX_FAST") == "1"
 rng = np.random.default_rng(0)
@@ -151,56 +154,91 @@ print(gradcheck(small, rng.standard_normal((2, 3, 7, 7))))
 # %% [markdown]
 # ## How much faster?
 #
-# Three implementations of one convolution, timed on this machine (each the
-# best of a few runs; times depend on the machine and on what else runs on
-# it, so compare the ratios, not the milliseconds):
-#
-# 1. the loop above;
-# 2. the **reference** `Conv2D` (tinyalex/layers/conv.py): im2col and one
-#    matrix product, built here through `implementations(fast=False)`, which is
-#    what `build_model(..., fast=False)` does;
-# 3. the **fast** class that `implementations(fast=True)` picks for the same
-#    arguments (tinyalex/fast/conv.py: `WinogradConv2D` for this 3×3,
-#    stride-1 layer with 64 input channels, `FastConv2D` where Winograd does
-#    not apply). The cell prints the class that actually ran.
+# First the loop against the **reference** `Conv2D` (tinyalex/layers/conv.py):
+# im2col and one matrix product, built here through
+# `implementations(fast=False)`, which is what `build_model(..., fast=False)`
+# does. Each time is the best of a few runs; times depend on the machine and on
+# what else runs on it (on a busy machine a single run can take ten times
+# longer), so compare the ratios, not the milliseconds.
 
 # %%
-from tinyalex.fast import implementations
-
-
-def best_time(f, repeat=5):
-    """The fastest of `repeat` calls, after one warm-up call (the first call allocates workspaces)."""
-    f()
-    times = []
+def best_times(*fs, repeat=5):
+    """For each function, (its fastest call of `repeat`, its result), after one warm-up call each (the first
+    call allocates workspaces). The calls take turns, so a burst of load on a shared machine slows all of them."""
+    outs = [f() for f in fs]
+    times = [[] for _ in fs]
     for _ in range(repeat):
-        t0 = time.perf_counter(); out = f(); times.append(time.perf_counter() - t0)
-    return min(times), out
+        for f, ts in zip(fs, times):
+            t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return [(min(ts), out) for ts, out in zip(times, outs)]
 
 
 x = rng.standard_normal((4 if FAST else 8, 16, 16, 16))
 reference = implementations(fast=False).Conv2D(16, 32, 3, padding=1, rng=np.random.default_rng(1), dtype=np.float64)
 t0 = time.perf_counter(); y_loop = conv_naive(x, reference.params["W"], reference.params["b"], 1, 1); t_loop = time.perf_counter() - t0
-t_ref, y_ref = best_time(lambda: reference(x))
+((t_ref, y_ref),) = best_times(lambda: reference(x))
 print(f"16 -> 32 channels, 3x3, float64: loop {t_loop * 1e3:.0f} ms, reference im2col "
       f"({type(reference).__name__}) {t_ref * 1e3:.2f} ms: {t_loop / t_ref:.0f}x faster, "
       f"same result: {np.allclose(y_loop, y_ref)}")
 
-# A conv3-like layer (64 -> 64 channels, 3x3, stride 1, 13x13 maps), float32 as in training:
-x32 = rng.standard_normal((16 if FAST else 64, 64, 13, 13)).astype(np.float32)
-ref32 = implementations(fast=False).Conv2D(64, 64, 3, padding=1, rng=np.random.default_rng(2))
-fast32 = implementations(fast=True).Conv2D(64, 64, 3, padding=1, rng=np.random.default_rng(2))
-t_ref32, y_ref32 = best_time(lambda: ref32(x32))
-t_fast32, y_fast32 = best_time(lambda: fast32(x32))
-print(f"64 -> 64 channels, 3x3, float32, batch {len(x32)}: reference ({type(ref32).__name__}, layers/conv.py) "
-      f"{t_ref32 * 1e3:.1f} ms, fast ({type(fast32).__name__}) {t_fast32 * 1e3:.1f} ms: "
-      f"{t_ref32 / t_fast32:.1f}x; largest difference {np.abs(y_ref32 - y_fast32).max():.1e} "
-      f"(of outputs up to {np.abs(y_ref32).max():.1f})")
+# %% [markdown]
+# ## Which class runs each of AlexNet's convolutions
+#
+# A model built with `fast=True` (the default) does not run the class above.
+# For each layer, `implementations(fast=True).Conv2D(...)` picks one of the
+# **fast** classes of tinyalex/fast/conv.py by the layer's shape
+# (`conv2d_class`): `WinogradConv2D` (Winograd's minimal filtering, Lavin
+# and Gray 2015) for stride-1 3×3 and 5×5 kernels with at least 32 input
+# channels per group, `FastConv2D` (im2col with reused workspaces and fewer
+# copies) otherwise. Below, AlexNet's five convolutions with their own
+# arguments and input shapes (read from `build_model("alexnet")`), each built
+# twice from one seed, so both have the same weights: the reference class
+# and the class `implementations(fast=True)` gives. Each is timed for one
+# training step of that layer (forward and backward) in float32, separately.
+
+# %%
+net = build_model("alexnet")                       # fast=True: its layers come from implementations(fast=True)
+shapes = net.output_shapes()                       # per image, (C, H, W)
+names = list(shapes)
+batch = 2 if FAST else 32                          # 32: the batch of docs/performance.md's layer tables
+print(f"{net.name}, input {net.input_shape}, batch {batch}, float32, forward + backward of each layer alone")
+print(f"{'layer':6s} {'kernel/stride/groups':21s} {'input':>11s}  {'fast class':15s} {'reference':>10s} "
+      f"{'fast':>9s} {'speed-up':>8s}  {'max |difference|':>16s}")
+for name, layer in net.children().items():
+    if not name.startswith("conv"):
+        continue
+    in_shape = net.input_shape if name == names[0] else shapes[names[names.index(name) - 1]]
+    args = (layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.groups)
+    ref_layer = implementations(fast=False).Conv2D(*args, rng=np.random.default_rng(3))
+    fast_layer = implementations(fast=True).Conv2D(*args, rng=np.random.default_rng(3))
+    assert type(fast_layer) is type(layer)          # the model ran the same rule
+    xb = rng.standard_normal((batch,) + tuple(in_shape)).astype(np.float32)
+    dout = rng.standard_normal((batch,) + tuple(shapes[name])).astype(np.float32)
+
+    def step(conv):
+        out = conv(xb)
+        conv.backward(dout)
+        return out
+
+    (t_r, y_r), (t_f, y_f) = best_times(lambda: step(ref_layer), lambda: step(fast_layer))
+    k, st = layer.kernel_size, layer.stride
+    print(f"{name:6s} {f'{k[0]}x{k[1]} / {st[0]} / {layer.groups}':21s} {'x'.join(map(str, in_shape)):>11s}  "
+          f"{type(fast_layer).__name__:15s} {t_r * 1e3:8.1f}ms {t_f * 1e3:7.1f}ms {t_r / t_f:7.1f}x  "
+          f"{np.abs(y_r - y_f).max():9.1e} of {np.abs(y_r).max():.1f}")
 
 # %% [markdown]
-# The fast path gives the same numbers up to float32 rounding (Winograd
-# reorders the additions). Its speed-up depends on the shape and the
-# machine; the measured tables for AlexNet's layers are in
-# docs/performance.md, and `python -m tinyalex bench` re-measures them.
+# The fast classes give the same numbers up to float32 rounding (Winograd
+# reorders the additions, so its differences are larger than FastConv2D's).
+# Both are subclasses of the reference `Conv2D`, with its constructor and
+# checks; they own their own forward, backward and workspaces.
+#
+# Read the speed-ups with the batch in mind. Winograd pays a fixed cost per
+# 4×4 output tile for its transforms, and a 13×13 map is 3.25 tiles wide, so
+# half of every tile array is overhang: with the batch of 2 of fast mode
+# (`TINYALEX_FAST=1`) conv3-conv5 can come out *slower* than the reference,
+# while at the batch of 32 of full mode, and in docs/performance.md's
+# tables (measured on an idle machine), they were faster.
+# `python -m tinyalex bench` re-measures the whole step.
 
 # %% [markdown]
 # **Try it:** the classroom exercise `conv_forward` / `conv_backward`

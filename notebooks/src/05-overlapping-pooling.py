@@ -48,7 +48,7 @@ from tinyalex.models import build_model
 
 for overlap in (True, False):
     m = build_model("alexnet-small", overlap_pool=overlap)
-    pools = {name: shape for name, kind, _, shape in m.plan if kind == "pool"}     # the model's layer plan
+    pools = {name: shape for name, shape in m.output_shapes().items() if name.startswith("pool")}   # per image
     print(f"alexnet-small, pool {'3/2' if overlap else '2/2'}: " +
           ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in pools.items()) + f"; {m.num_parameters():,} parameters")
 
