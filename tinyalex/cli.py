@@ -13,7 +13,12 @@ import signal
 import sys
 import warnings
 
+from . import __version__
+from .backend import BackendError
+from .data import CorruptDatasetError, DatasetNotFoundError
 from .errors import UserError
+from .fileio import CorruptFileError, WriteError
+from .train.trainer import NonFiniteLossError, StopRequested
 
 # (module, description) of every subcommand provider, in --help order.
 COMMAND_MODULES = [
@@ -83,8 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version():
-    from . import __version__
-
     return f"tinyalex {__version__}"
 
 
@@ -124,8 +127,6 @@ def main(argv=None) -> int:
 def _sigterm_like_ctrl_c():
     """Outside a training run's own handler (loading data, evaluate, ...), SIGTERM raises like Ctrl-C
     does, so the command cleans up (a run folder it just made is removed) and exits 143."""
-    from .train.trainer import StopRequested
-
     def handler(signum, frame):
         raise StopRequested(signum)
 
@@ -146,11 +147,6 @@ def describe_error(exc):
     a bad value), 1 for a fault (a damaged file, a full disk, a diverged run,
     a missing dataset) and for an unexpected error (named as a bug).
     """
-    from .backend import BackendError
-    from .data import CorruptDatasetError, DatasetNotFoundError
-    from .fileio import CorruptFileError, WriteError
-    from .train.trainer import NonFiniteLossError
-
     if isinstance(exc, (UserError, BackendError)):
         return 2, str(exc)
     if isinstance(exc, (CorruptFileError, CorruptDatasetError, DatasetNotFoundError, NonFiniteLossError)):
