@@ -49,34 +49,22 @@ def _devices(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a whole number >= 1")
-    return v
+def _checked(convert, ok, must):
+    """An argparse type: ``convert(text)`` when ``ok`` accepts it, else "invalid value 'x': must be MUST"."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be {must}")
+        return value
+    return parse
 
 
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number in [0, 1)")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number > 0")
-    return v
+_positive_int = _checked(int, lambda v: v >= 1, "a whole number >= 1")
+_fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_positive_float = _checked(float, lambda v: v > 0, "a number > 0")
 
 
 def _step_epochs(text):
