@@ -20,7 +20,9 @@ from .errors import UserError
 from .fileio import CorruptFileError, WriteError
 from .train.trainer import NonFiniteLossError, StopRequested
 
-# (module, description) of every subcommand provider, in --help order.
+# Every subcommand provider, in --help order. They are loaded by name in build_parser, not imported
+# at the top: bench, models.cli and train.cli import parse_devices from this module, and this module
+# importing them back would be an import cycle.
 COMMAND_MODULES = [
     "tinyalex.data.cli",
     "tinyalex.train.cli",
