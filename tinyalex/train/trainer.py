@@ -65,12 +65,17 @@ from ..errors import UserError
 from ..fileio import WriteError, atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
-from ..viz import confusion_matrix, plot_confusion_matrix, plot_curves
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Distributed, abort_job, rank_seed_suffix
 from .runfolder import open_run_folder
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
+
+# tinyalex.viz (matplotlib) is the one package module imported where it is used, when a run draws its
+# plots: matplotlib is most of what importing the trainer would cost (measured with python -X importtime
+# on the 2-core test machine: `import tinyalex.train` 0.13 s without it, 0.82 s with it), and every
+# process that imports tinyalex.train pays it: each exercise-grading worker (through train.sgd), the
+# tests' subprocesses, a script that only trains with plots=False.
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
                   "val_top5", "epoch_time", "images_per_s", "elapsed", "wall_time")
@@ -929,6 +934,8 @@ class Trainer:
     def _plot(self):
         if not self.cfg.plots or not self.writes:
             return
+        from ..viz import plot_curves       # matplotlib only when plotting (see the imports)
+
         plot_curves(self.history.epochs, self.run_dir / "curves.png",
                     title=f"{self.cfg.model} on {self.cfg.dataset}")
 
@@ -1034,6 +1041,8 @@ class Trainer:
         if write:
             atomic_write_text(self.run_dir / "test.json", json.dumps(result, indent=2) + "\n")
         if write and self.cfg.plots:
+            from ..viz import confusion_matrix, plot_confusion_matrix     # (see the imports)
+
             plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(self.classes)),
                                   self.classes, self.run_dir / "confusion.png",
                                   title=f"test confusion (top-1 {100 * ev['top1']:.2f}%)")
