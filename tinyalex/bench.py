@@ -47,10 +47,12 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections import OrderedDict
 
 import numpy
@@ -58,11 +60,12 @@ import numpy
 from . import backend as B
 from . import standin
 from .cli import parse_devices
-from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
-from .layers.conv import conv_output_size
-from .models import build_model
 from .fast.cpu import num_threads
 from .fileio import atomic_write_text
+from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy
+from .layers.conv import conv_output_size
+from .models import build_model
+from .train.sgd import SGD
 from .train.distributed import bench_distributed, format_scaling_table, scaling_table
 
 IMPLS = ("fast", "reference")       # --impl: the fast classes (tinyalex/fast) or the reference ones (tinyalex/layers)
@@ -228,9 +231,6 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, d
     """A closure running one training step on fixed random data; returns (step, net).
 
     The loss stays on the device (no host read inside the step)."""
-    from .layers import SoftmaxCrossEntropy
-    from .train.sgd import SGD
-
     net = build_tinyalex_net(model, dtype, seed, devices, impl)
     net.requires_input_grad(False)   # like torch: no gradient for the input data
     net.train()
@@ -425,8 +425,6 @@ def _memory_probe(framework, model, batch, backend, import_torch, impl="fast"):
 
 
 def _memory_probe_steps(step, framework, backend, base_kb):
-    import resource
-
     step()
     B.synchronize()
     method = "VmHWM after clear_refs"
@@ -443,8 +441,6 @@ def _memory_probe_steps(step, framework, backend, base_kb):
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = dict(framework=framework, peak_bytes=(peak_kb - base_kb) * 1024, method=method)
     if framework == "tinyalex" and backend == "numpy":
-        import tracemalloc
-
         tracemalloc.start()
         step()
         out["tracemalloc_step_peak_bytes"] = tracemalloc.get_traced_memory()[1]

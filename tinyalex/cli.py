@@ -13,9 +13,16 @@ import signal
 import sys
 import warnings
 
+from . import __version__
+from .backend import BackendError
+from .data import CorruptDatasetError, DatasetNotFoundError
 from .errors import UserError
+from .fileio import CorruptFileError, WriteError
+from .train.trainer import NonFiniteLossError, StopRequested
 
-# (module, description) of every subcommand provider, in --help order.
+# Every subcommand provider, in --help order. They are loaded by name in build_parser, not imported
+# at the top: bench, models.cli and train.cli import parse_devices from this module, and this module
+# importing them back would be an import cycle.
 COMMAND_MODULES = [
     "tinyalex.data.cli",
     "tinyalex.train.cli",
@@ -83,8 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version():
-    from . import __version__
-
     return f"tinyalex {__version__}"
 
 
@@ -124,8 +129,6 @@ def main(argv=None) -> int:
 def _sigterm_like_ctrl_c():
     """Outside a training run's own handler (loading data, evaluate, ...), SIGTERM raises like Ctrl-C
     does, so the command cleans up (a run folder it just made is removed) and exits 143."""
-    from .train.trainer import StopRequested
-
     def handler(signum, frame):
         raise StopRequested(signum)
 
@@ -146,11 +149,6 @@ def describe_error(exc):
     a bad value), 1 for a fault (a damaged file, a full disk, a diverged run,
     a missing dataset) and for an unexpected error (named as a bug).
     """
-    from .backend import BackendError
-    from .data import CorruptDatasetError, DatasetNotFoundError
-    from .fileio import CorruptFileError, WriteError
-    from .train.trainer import NonFiniteLossError
-
     if isinstance(exc, (UserError, BackendError)):
         return 2, str(exc)
     if isinstance(exc, (CorruptFileError, CorruptDatasetError, DatasetNotFoundError, NonFiniteLossError)):

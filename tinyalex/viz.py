@@ -21,7 +21,9 @@ import numpy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
+from .backend import to_host
 from .fileio import atomic_write
 
 
@@ -41,8 +43,6 @@ def save_figure(fig, path, tight=False, palette=False):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", **({"bbox_inches": "tight"} if tight else {}))
     if palette:
-        from PIL import Image
-
         buf.seek(0)
         image = Image.open(buf).convert("RGB").quantize(256)
         buf = io.BytesIO()
@@ -192,8 +192,6 @@ def plot_conv1_filters(W, towers=2, path=None, title="conv1 kernels"):
     the paper) and the second half (GPU 2) get separate panels, which shows
     the paper's colour-agnostic / colour-specific split.
     """
-    from .backend import to_host
-
     W = to_host(W)
     if W.ndim != 4:
         raise ValueError(f"plot_conv1_filters: W must be (out, in, kh, kw), got shape {W.shape}")

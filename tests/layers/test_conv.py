@@ -170,7 +170,7 @@ def test_conv_wrong_channel_count_raises_naming_both_counts():
 
 
 def test_conv_kernel_larger_than_padded_input_raises():
-    with pytest.raises(ValueError, match=re.escape("expected H+2p >= 7 and W+2p >= 7, got padded input 6x8")):
+    with pytest.raises(ValueError, match=re.escape("padded input at least as large as the kernel: expected H+2p >= 7, W+2p >= 7, got 6x8")):
         Conv2D(1, 1, 7, padding=1).forward(np.zeros((1, 1, 4, 6), np.float32))
 
 

@@ -262,7 +262,7 @@ def test_evaluate_classes_must_be_the_models(pets_run, tmp_path, capsys):
 def test_unexpected_errors_are_named_as_bugs_without_traceback(run, capsys, monkeypatch):
     from tinyalex.train import cli as train_cli
 
-    monkeypatch.setattr(train_cli, "_load", lambda path: {}["boom"])
+    monkeypatch.setattr(train_cli, "load_trained", lambda path: {}["boom"])
     assert main(["evaluate", str(run)]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert "internal error KeyError" in line and "--debug" in line

@@ -195,7 +195,7 @@ def test_sigterm_outside_training_ends_the_command_like_ctrl_c(tmp_path, monkeyp
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM should have stopped the command")
 
-    monkeypatch.setattr(train_cli, "_load", slow_load)
+    monkeypatch.setattr(train_cli, "load_trained", slow_load)
     (tmp_path / "model.npz").write_bytes(b"")
     assert main(["evaluate", str(tmp_path)]) == 143
     assert "interrupted (SIGTERM)" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from .containers import ArrayDataset, Subset, as_indices, train_val_split
 from .errors import CorruptDatasetError, DatasetNotFoundError
 from .formats import (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, check_labels, parse_cifar_batch,
                       parse_cifar_meta, read_idx, unpickle)
+from .imagefolder import load_image_folder
 
 __all__ = [
     "ArrayDataset", "Subset", "as_indices", "train_val_split",
@@ -273,7 +274,6 @@ def _load_synthetic(root=None, split="train", **kwargs):
 
 
 def _load_imagefolder(root=None, split="train", **kwargs):
-    from .imagefolder import load_image_folder  # local: imagefolder imports this module
     if root is None:
         raise ValueError("the 'imagefolder' dataset needs root=DIR (--data-dir DIR)")
     kwargs.pop("download", None)

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .containers import ArrayDataset, as_indices
 from .errors import CorruptDatasetError, DatasetNotFoundError
@@ -39,7 +40,6 @@ _WORKERS = min(4, os.cpu_count() or 1)
 
 def decode_errors():
     """Exceptions that mean 'this file is not a readable image'."""
-    from PIL import Image
     return (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
@@ -51,8 +51,6 @@ def decode_image(path, grayscale: bool = False, size=None, resize_mode: str = "c
     shorter side to 256, central 256x256); ``'stretch'`` resizes directly,
     ignoring the aspect ratio.
     """
-    from PIL import Image
-
     with Image.open(path) as im:
         im = im.convert("L" if grayscale else "RGB")
         if size is not None:
@@ -141,7 +139,6 @@ def scan_files(directory, classes, limit_per_class=None) -> tuple[list[str], np.
 
 def _readable_header(path) -> bool:
     """True if Pillow can identify the file (reads the header only, fast)."""
-    from PIL import Image
     try:
         with Image.open(path) as im:
             im.size
@@ -194,7 +191,6 @@ class ImageFolderDataset:
             elif not self.files:
                 raise ValueError("empty dataset has no image shape")
             else:
-                from PIL import Image
                 with Image.open(self.files[0]) as im:
                     w, h = im.size
                 self._shape = (self.channels, h, w)
@@ -303,8 +299,6 @@ def load_image_folder(root, split: str = "train", classes=None, image_size=None,
 
 def _fits_in_memory(ds: ImageFolderDataset) -> bool:
     """Does the decoded dataset fit in AUTO_IN_MEMORY_BYTES? (size from image_size or a header)"""
-    from PIL import Image
-
     if ds.image_size is not None:
         h, w = ds.image_size
     else:

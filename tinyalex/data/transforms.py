@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
 
 PIXEL_SCALE = 1.0 / 255.0  # uint8 -> float32 in [0, 1]
 
@@ -53,8 +54,6 @@ def resize_image(img, size):
     array of the same layout). Pillow's bilinear filter antialiases when
     shrinking.
     """
-    from PIL import Image
-
     h, w = _pair(size)
     if _hw(img) == (h, w):
         return img

@@ -17,7 +17,10 @@ holds the shared network, the call into the one training loop
 from __future__ import annotations
 
 import importlib
+import shlex
+import sys
 
+from ..data import DatasetNotFoundError
 from .common import Settings, resolve_settings, run_experiment
 
 # Registry: experiment name -> module, in the paper's order of the issue.
@@ -47,9 +50,6 @@ def list_experiments() -> list[tuple[str, str]]:
 
 
 def _cli(args) -> int:
-    import shlex
-    import sys
-
     if args.list or not args.name:
         for name, title in list_experiments():
             m = get_experiment(name)
@@ -76,7 +76,6 @@ def _cli(args) -> int:
     command = " ".join(["python -m tinyalex experiment", shlex.quote(args.name)]
                        + [flag if value is True else f"{flag} {shlex.quote(str(value))}"
                           for flag, value in options if value not in (None, False)])
-    from ..data import DatasetNotFoundError
 
     for m in modules:
         settings = resolve_settings(m, quick=args.quick, seeds=args.seeds, dataset=args.dataset,

@@ -24,6 +24,20 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def window_output_hw(layer, H, W, kernel_size, stride, padding=None, window="window"):
+    """(Ho, Wo) of a kh x kw ``window`` sliding by ``stride`` over an H x W input (zero-``padding``ed on
+    each side when given), as :func:`conv_output_size` counts; a shape error naming ``layer`` when the
+    (padded) input is smaller than the window."""
+    (kh, kw), (sh, sw) = kernel_size, stride
+    ph, pw = padding or (0, 0)
+    if H + 2 * ph < kh or W + 2 * pw < kw:
+        if padding is None:
+            raise shape_error(layer, f"input at least as large as the {window}", f"H >= {kh}, W >= {kw}", f"{H}x{W}")
+        raise shape_error(layer, f"padded input at least as large as the {window}",
+                          f"H+2p >= {kh}, W+2p >= {kw}", f"{H + 2 * ph}x{W + 2 * pw}")
+    return conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+
+
 def im2col(x, kernel_size, stride, padding, groups=1):
     """Lay out every receptive field of ``x`` as a column.
 
@@ -146,11 +160,8 @@ class Conv2D(Layer):
     def output_shape(self, input_shape):
         """(C, H, W) -> (F, Ho, Wo), raising if the kernel does not fit."""
         C, H, W = input_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if H + 2 * ph < kh or W + 2 * pw < kw:
-            raise shape_error(self, "padded input at least as large as the kernel",
-                              f"H+2p >= {kh} and W+2p >= {kw}", f"padded input {H + 2 * ph}x{W + 2 * pw}")
-        return (self.out_channels, conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw))
+        return (self.out_channels,) + window_output_hw(self, H, W, self.kernel_size, self.stride, self.padding,
+                                                       "kernel")
 
     def forward(self, x):
         check_input(self, x, 4, self.in_channels)

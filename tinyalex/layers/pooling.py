@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from .base import Layer, check_dout, check_input, need_cache, shape_error
-from .conv import _pair, conv_output_size
+from .base import Layer, check_dout, check_input, need_cache
+from .conv import _pair, window_output_hw
 
 
 class MaxPool2D(Layer):
@@ -41,10 +41,7 @@ class MaxPool2D(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        if H < kh or W < kw:
-            raise shape_error(self, "input at least as large as the window", f"H >= {kh}, W >= {kw}", f"{H}x{W}")
-        return (C, conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0))
+        return (C,) + window_output_hw(self, H, W, self.kernel_size, self.stride)
 
     def forward(self, x):
         check_input(self, x, 4)
@@ -106,11 +103,7 @@ class AvgPool2d(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if H + 2 * ph < kh or W + 2 * pw < kw:
-            raise shape_error(self, "padded input at least as large as the window",
-                              f"H+2p >= {kh}, W+2p >= {kw}", f"{H + 2 * ph}x{W + 2 * pw}")
-        return (C, conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw))
+        return (C,) + window_output_hw(self, H, W, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x):
         check_input(self, x, 4)

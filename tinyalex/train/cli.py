@@ -17,11 +17,22 @@ import json
 import sys
 from pathlib import Path
 
+import numpy
+from PIL import Image
+
+from ..backend import BACKENDS
+from ..cli import parse_devices
+from ..data import DATASET_NAMES, Relabeled, Subset, decode_image
+from ..data.imagefolder import IMAGE_EXTENSIONS, decode_errors, list_classes, scan_files
 from ..errors import UserError
 from ..fileio import CorruptFileError
+from ..models import INITS, model_names
 from ..models.io import read_npz
+from ..viz import confusion_matrix, plot_confusion_matrix, plot_conv1_filters, plot_curves
 from .checkpoint import load_checkpoint
-from .trainer import TrainConfig, predict_proba
+from .schedule import SCHEDULES
+from .trainer import (CHECKPOINT, TrainConfig, evaluate, fit, load_data, load_trained, predict_proba, read_metrics,
+                      resolve_model_file)
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
 # the machine's speed: 1.5 minutes of training on 20,000 images (the rest is data
@@ -31,44 +42,29 @@ QUICK = {"limit_train": 20000, "limit_test": 2000, "width": 0.5, "batch_size": 6
 
 
 def _devices(text):
+    """argparse's type for --devices: tinyalex.cli.parse_devices, as the list TrainConfig.devices holds."""
     try:
-        devices = [int(d) for d in text.split(",") if d.strip() != ""]
-    except ValueError:
-        devices = []
-    if not devices or any(d < 0 for d in devices) or len(devices) > 2:
-        raise argparse.ArgumentTypeError(
-            f"invalid value {text!r}: give one device number or two for the two towers, e.g. 0 or 0,1")
-    return devices
+        return list(parse_devices(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a whole number >= 1")
-    return v
+def _checked(convert, ok, must):
+    """An argparse type: ``convert(text)`` when ``ok`` accepts it, else "invalid value 'x': must be MUST"."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be {must}")
+        return value
+    return parse
 
 
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number in [0, 1)")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number > 0")
-    return v
+_positive_int = _checked(int, lambda v: v >= 1, "a whole number >= 1")
+_fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_positive_float = _checked(float, lambda v: v > 0, "a number > 0")
 
 
 def _step_epochs(text):
@@ -93,11 +89,6 @@ _OPTIONS = {}     # command -> {"--flag": dest}, filled by register_cli (see exp
 
 
 def register_cli(subparsers):
-    from ..backend import BACKENDS
-    from ..data import DATASET_NAMES
-    from ..models import INITS, model_names
-    from .schedule import SCHEDULES
-
     d = TrainConfig()
     S = argparse.SUPPRESS
     _add = argparse._ActionsContainer.add_argument
@@ -289,8 +280,6 @@ def explicit_options(args, command="train"):
 
 def _resume_overrides(args):
     """(overrides, message) for ``train --resume``: flags it may change; refuses those it may not."""
-    from .trainer import CHECKPOINT
-
     run = Path(args.resume)
     path = run / CHECKPOINT if run.is_dir() else run
     if not path.is_file():
@@ -335,8 +324,6 @@ def _show(value):
 
 
 def _train(args):
-    from .trainer import fit
-
     if args.resume:
         overrides, message = _resume_overrides(args)
         print(message, flush=True)
@@ -363,21 +350,9 @@ def _is_root_rank():
     return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.Get_rank() == 0
 
 
-def _load(model_arg):
-    from .trainer import load_trained
-
-    return load_trained(model_arg)
-
-
 def _evaluate(args):
-    import numpy
-
-    from ..data import Relabeled, Subset
-    from ..viz import confusion_matrix, plot_confusion_matrix
-    from .trainer import evaluate, load_data, resolve_model_file
-
     path = resolve_model_file(args.model)
-    model, pipeline, classes, meta = _load(path)
+    model, pipeline, classes, meta = load_trained(path)
     cfg = TrainConfig.from_dict(meta["train_config"])
     if args.data_dir:
         cfg.data_dir = args.data_dir
@@ -389,8 +364,6 @@ def _evaluate(args):
             raise UserError(f"--classes works only for image folders; this model was trained on {cfg.dataset}")
         cfg.classes = list(args.classes)
     if cfg.dataset == "imagefolder" and cfg.data_dir and not cfg.classes:      # before decoding any image
-        from ..data.imagefolder import list_classes
-
         _check_same_classes(list_classes(cfg.data_dir), classes, cfg, path)
     train, val, test = load_data(cfg, check=False)
     dataset = test if args.split == "test" else train
@@ -435,12 +408,7 @@ def _check_same_classes(data_classes, classes, cfg, path):
 
 
 def _predict(args):
-    import numpy
-
-    from ..data import decode_image
-    from ..data.imagefolder import decode_errors
-
-    model, pipeline, classes, meta = _load(args.model)
+    model, pipeline, classes, meta = load_trained(args.model)
     args.images = _image_files(args.images, classes)
     c, h, w = meta.get("image_shape") or (pipeline.mean_image.shape if pipeline.mean_image is not None
                                           else meta["input_shape"])
@@ -471,8 +439,6 @@ def _predict(args):
 def _image_files(paths, classes):
     """``predict``'s arguments with each folder replaced by its image files (and those of its class
     folders, whose names must be the model's classes: else the folder is data of another model)."""
-    from ..data.imagefolder import IMAGE_EXTENSIONS, list_classes, scan_files
-
     files = []
     for arg in paths:
         folder = Path(arg)
@@ -494,17 +460,12 @@ def _image_files(paths, classes):
 
 
 def _image_problem(exc):
-    from PIL import Image
-
     if isinstance(exc, Image.DecompressionBombError):
         return f"too many pixels to decode safely: {exc}"
     return str(exc) or type(exc).__name__
 
 
 def _plot(args):
-    from ..viz import plot_conv1_filters, plot_curves
-    from .trainer import read_metrics, resolve_model_file
-
     run = Path(args.run)
     rows = read_metrics(run)
     written, failed = [], []

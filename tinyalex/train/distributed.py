@@ -41,12 +41,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy
 
 from .. import backend
-from ..errors import UserError
 from ..data.loader import shard_bounds
+from ..errors import UserError
+from ..layers import Conv2D, Linear, SoftmaxCrossEntropy
+from ..models import build_model
+from .sgd import SGD
 
 __all__ = ["Distributed", "DistributedError", "shard_bounds", "bucket_plan", "layer_costs",
            "ring_allreduce_seconds", "abort_job", "scaling_table", "format_scaling_table", "MPI_HELP"]
@@ -153,8 +157,6 @@ class Distributed:
 
         ``weight`` is this rank's n_r / n. Gradients keep their arrays (and devices).
         """
-        import time
-
         t0 = time.perf_counter()
         grads = [g for _, g in model.named_gradients()]
         if any(g is None for g in grads):
@@ -254,8 +256,6 @@ def layer_costs(model, input_shape):
     so the layer costs 2 * W.size * Ho * Wo FLOPs per image; a fully
     connected layer 2 * W.size. (Backward costs about twice the forward.)
     """
-    from ..layers import Conv2D, Linear
-
     records = {}
     layers = [(name, layer) for name, layer in model.named_layers() if isinstance(layer, (Conv2D, Linear))]
 
@@ -377,12 +377,6 @@ def bench_distributed(model="alexnet-small", batch_size=64, steps=10, warmup=2, 
     the gradient allreduce and its share, the allreduce calls per step, and
     ``is_root`` (rank 0 prints and writes).
     """
-    import time
-
-    from ..layers import SoftmaxCrossEntropy
-    from ..models import build_model
-    from .sgd import SGD
-
     dist = dist or Distributed.launched(batch_size)
     if steps < 1 or warmup < 0:
         raise ValueError(f"--repeats must be >= 1 and --warmup >= 0, got {steps} and {warmup}")

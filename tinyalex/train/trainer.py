@@ -56,8 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
+from tqdm.auto import tqdm
 
-from .. import backend
+from .. import backend, models
+from ..data import DATASET_NAMES, DataLoader, Pipeline, Subset, load_dataset, prefetch, train_val_split
 from ..data.checks import check_training_data
 from ..errors import UserError
 from ..fileio import WriteError, atomic_write_text
@@ -68,6 +70,12 @@ from .distributed import Distributed, abort_job, rank_seed_suffix
 from .runfolder import open_run_folder
 from .schedule import SCHEDULES, make_schedule
 from .sgd import SGD
+
+# tinyalex.viz (matplotlib) is the one package module imported where it is used, when a run draws its
+# plots: matplotlib is most of what importing the trainer would cost (measured with python -X importtime
+# on the 2-core test machine: `import tinyalex.train` 0.13 s without it, 0.82 s with it), and every
+# process that imports tinyalex.train pays it: each exercise-grading worker (through train.sgd), the
+# tests' subprocesses, a script that only trains with plots=False.
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
                   "val_top5", "epoch_time", "images_per_s", "elapsed", "wall_time")
@@ -140,8 +148,6 @@ class TrainConfig:
 
     def validate(self):
         """Raise ValueError naming the bad field and the allowed values."""
-        from ..data import DATASET_NAMES
-
         def choice(name, allowed):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {getattr(self, name)!r}")
@@ -228,8 +234,6 @@ class History:
 # ---------------------------------------------------------------------------
 def _limit(dataset, n, seed, salt):
     """A seeded random subset of n examples (all when n is None or >= len)."""
-    from ..data import Subset
-
     if n is None or n >= len(dataset):
         return dataset
     idx = numpy.sort(numpy.random.default_rng([seed, salt]).permutation(len(dataset))[:n])
@@ -244,8 +248,6 @@ def load_data(cfg: TrainConfig, check=True, **loader_kwargs):
     ``loader_kwargs`` go to ``tinyalex.data.load_dataset`` for both splits
     (e.g. ``image_shape`` of synthetic data, ``limit_per_class`` of an image folder).
     """
-    from ..data import load_dataset, train_val_split
-
     kwargs = dict(loader_kwargs)
     if cfg.dataset == "imagefolder":
         kwargs.update(classes=cfg.classes, image_size=cfg.image_size)
@@ -293,15 +295,11 @@ def _placement(cfg: TrainConfig):
 
 def build_model(cfg: TrainConfig, num_classes: int, input_shape):
     """The model named by ``cfg.model`` (tinyalex.models.build_model) for inputs ``input_shape``."""
-    from .. import models
-
     return models.build_model(cfg.model, num_classes, **_model_overrides(cfg, input_shape), **_placement(cfg))
 
 
 def resolve_input_shape(cfg: TrainConfig, image_shape):
     """(C, s, s) the model will take: the crop size (default: the model's own input size)."""
-    from .. import models
-
     c, h, w = image_shape
     if cfg.crop == 0:
         return (c, h, w)
@@ -322,8 +320,6 @@ def model_input_shape(model):
 
 def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
     """The data Pipeline whose output matches the model's input size."""
-    from ..data import Pipeline
-
     c, h, w = image_shape
     if input_shape[0] != c:
         raise ValueError(f"the dataset has {c}-channel images but model {cfg.model!r} expects {input_shape[0]} "
@@ -409,8 +405,6 @@ def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=F
     in ``dataset``), predictions (N,), labels (N,). ``check_stop()`` is
     called between batches (it raises to stop, see _StopSignals).
     """
-    from tqdm.auto import tqdm
-
     labels_all, probs_all = [], []
     n = len(dataset)
     bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=not progress)
@@ -466,8 +460,6 @@ def read_metrics(run_dir):
 
 def save_model_file(path, model, meta_extra, pipeline):
     """model.npz / best.npz: the models' weights file (tinyalex.models.io) + what using them needs (no optimizer)."""
-    from .. import models
-
     meta = dict(meta_extra, kind="model")
     models.save_npz(path, model.state_dict(), meta.pop("model_config") or None, meta,
                     extras={"pipeline": pipeline.state_dict()})
@@ -488,10 +480,6 @@ def resolve_model_file(run_or_model):
 
 def load_trained(run_or_model):
     """(model, pipeline, classes, meta) from a run folder or a model/checkpoint file."""
-    from ..data import Pipeline
-
-    from .. import models
-
     f = models.read_npz(resolve_model_file(run_or_model))     # model.npz, best.npz or checkpoint.npz
     model = models.model_from_weights(f, backend="numpy", devices=None)
     pipeline = Pipeline.from_state_dict(f.extras.get("pipeline", {}))
@@ -674,8 +662,6 @@ class Trainer:
         self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
 
         # pipeline: fitted on the training part, or restored
-        from ..data import DataLoader, Pipeline
-
         if ck is not None:
             self.pipeline = Pipeline.from_state_dict(ck.pipeline)
         elif pipeline is not None:
@@ -807,10 +793,6 @@ class Trainer:
         self._read_step = self.step
 
     def _train_epoch(self, stop):
-        from tqdm.auto import tqdm
-
-        from ..data import prefetch
-
         cfg, model, loader = self.cfg, self.model, self.loader
         epoch = loader.epoch
         dev, bname = input_device(model)
@@ -951,10 +933,10 @@ class Trainer:
         return self._wall_before + time.perf_counter() - self._wall_start
 
     def _plot(self):
-        from ..viz import plot_curves
-
         if not self.cfg.plots or not self.writes:
             return
+        from ..viz import plot_curves       # matplotlib only when plotting (see the imports)
+
         plot_curves(self.history.epochs, self.run_dir / "curves.png",
                     title=f"{self.cfg.model} on {self.cfg.dataset}")
 
@@ -1051,8 +1033,6 @@ class Trainer:
 
     def test(self, write=True, check_stop=None):
         """Evaluate the current model on the test set; writes test.json and confusion.png."""
-        from ..viz import confusion_matrix, plot_confusion_matrix
-
         ev = evaluate(self.model, self.test_set, self.pipeline, self.cfg.eval_batch_size or 2 * self.cfg.batch_size,
                       progress=getattr(self, "_progress", False), desc="test", check_stop=check_stop)
         result = {k: ev[k] for k in ("loss", "top1", "top5", "per_class", "n")}
@@ -1062,6 +1042,8 @@ class Trainer:
         if write:
             atomic_write_text(self.run_dir / "test.json", json.dumps(result, indent=2) + "\n")
         if write and self.cfg.plots:
+            from ..viz import confusion_matrix, plot_confusion_matrix     # (see the imports)
+
             plot_confusion_matrix(confusion_matrix(ev["labels"], ev["predictions"], len(self.classes)),
                                   self.classes, self.run_dir / "confusion.png",
                                   title=f"test confusion (top-1 {100 * ev['top1']:.2f}%)")
