@@ -15,7 +15,6 @@
 
 # %%
 import os
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -173,8 +172,6 @@ for init in ("he", "paper"):
 # %%
 from tinyalex.train.trainer import TrainConfig, evaluate, fit, load_data, load_trained
 
-# progress bars are off (progress=False); without ipywidgets tqdm.auto would still warn once on import
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 tiny = TrainConfig(dataset="fashion-mnist" if source == "Fashion-MNIST" else "synthetic", model="alexnet-small",
                    width=0.25 if FAST else None, limit_train=50, val_fraction=0, epochs=25, batch_size=10,

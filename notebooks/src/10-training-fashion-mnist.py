@@ -29,7 +29,6 @@
 # %%
 import io
 import os
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -40,8 +39,6 @@ from tinyalex.data import load_dataset
 from tinyalex.train.trainer import TrainConfig, evaluate, fit, load_data, load_trained, predict_proba
 from tinyalex.viz import confusion_matrix, plot_confusion_matrix, plot_curves
 
-# progress bars are off below (progress=False); without ipywidgets, tqdm.auto would still warn once on import
-warnings.filterwarnings("ignore", message="IProgress not found")
 FAST = os.environ.get("TINYALEX_FAST") == "1"
 try:
     load_dataset("fashion-mnist", split="test", download=False)

@@ -48,7 +48,6 @@
 import io
 import json
 import os
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -62,8 +61,6 @@ from tinyalex.experiments.retrieval import nearest, precision_at_k
 from tinyalex.experiments.tower_filters import colour_fraction, specialisation
 from tinyalex.train.trainer import TrainConfig, evaluate, fit, load_data, load_trained
 
-# progress bars are off below (progress=False); without ipywidgets, tqdm.auto would still warn once on import
-warnings.filterwarnings("ignore", message="IProgress not found")
 FAST = os.environ.get("TINYALEX_FAST") == "1"
 MODE = "fast" if FAST else "full"            # separate run folders: a full-mode run never loads a fast-mode model
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
-from tqdm.auto import tqdm
+from tqdm import tqdm          # console bars (tqdm.auto warns in Jupyter without ipywidgets)
 
 from .. import backend, models
 from ..data import DATASET_NAMES, DataLoader, Pipeline, Subset, load_dataset, prefetch, train_val_split
