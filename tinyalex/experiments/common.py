@@ -46,8 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import ArrayDataset, Subset
+from ..fast import implementations
 from ..fileio import atomic_write_text
-from ..layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sequential, Tanh
+from ..layers import Dropout, Flatten, Sequential, Tanh
 from ..layers.conv import conv_output_size
 from ..train import History, NonFiniteLossError, TrainConfig, Trainer, evaluate
 from ..train.trainer import load_data
@@ -176,7 +177,8 @@ def small_alexnet(in_shape, num_classes: int, *, activation: str = "relu", lrn: 
         raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
     if width % towers or (2 * width) % towers:
         raise ValueError(f"width {width} must be divisible by towers={towers}")
-    act = {"relu": ReLU, "tanh": Tanh}[activation]
+    L = implementations(fast=True)
+    act = {"relu": L.ReLU, "tanh": Tanh}[activation]
     rng = np.random.default_rng(seed)
     c, h, w = in_shape
     z, s = pool
@@ -186,32 +188,32 @@ def small_alexnet(in_shape, num_classes: int, *, activation: str = "relu", lrn: 
     def size_after(hw, k, stride, pad):
         return conv_output_size(hw, k, stride, pad)
 
-    layers += [("conv1", Conv2D(c, width, 5, padding=2, rng=rng, dtype=dtype)), ("act1", act())]
+    layers += [("conv1", L.Conv2D(c, width, 5, padding=2, rng=rng, dtype=dtype)), ("act1", act())]
     if lrn:
-        layers.append(("norm1", LRN(dtype=dtype)))
-    layers.append(("pool1", MaxPool2D(z, s)))
+        layers.append(("norm1", L.LRN(dtype=dtype)))
+    layers.append(("pool1", L.MaxPool2D(z, s)))
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
-    layers += [("conv2", Conv2D(width, 2 * width, 3, padding=1, groups=towers, rng=rng, dtype=dtype)),
+    layers += [("conv2", L.Conv2D(width, 2 * width, 3, padding=1, groups=towers, rng=rng, dtype=dtype)),
                ("act2", act())]
     if lrn:
-        layers.append(("norm2", LRN(dtype=dtype)))
-    layers.append(("pool2", MaxPool2D(z, s)))
+        layers.append(("norm2", L.LRN(dtype=dtype)))
+    layers.append(("pool2", L.MaxPool2D(z, s)))
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
-    layers += [("conv3", Conv2D(2 * width, last_conv, 3, padding=1, rng=rng, dtype=dtype)),
-               ("act3", act()), ("pool3", MaxPool2D(z, s))]
+    layers += [("conv3", L.Conv2D(2 * width, last_conv, 3, padding=1, rng=rng, dtype=dtype)),
+               ("act3", act()), ("pool3", L.MaxPool2D(z, s))]
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
     if h < 1 or w < 1:
         raise ValueError(f"images {in_shape} are too small for three {z}/{s} poolings")
     layers += [("flatten", Flatten()),
-               ("fc6", Linear(last_conv * h * w, fc, rng=rng, dtype=dtype)), ("act6", act())]
+               ("fc6", L.Linear(last_conv * h * w, fc, rng=rng, dtype=dtype)), ("act6", act())]
     if dropout:
         layers.append(("drop6", Dropout(dropout, seed=seed + 1000)))
-    layers += [("fc7", Linear(fc, fc, rng=rng, dtype=dtype)), ("act7", act())]
+    layers += [("fc7", L.Linear(fc, fc, rng=rng, dtype=dtype)), ("act7", act())]
     if dropout:
         layers.append(("drop7", Dropout(dropout, seed=seed + 2000)))
     # fc8 starts small (the paper's N(0, 0.01)): with He init here the initial logits
     # are large (std ~6 on a Fashion-MNIST batch) and the first updates go to shrinking them.
-    layers.append(("fc8", Linear(fc, num_classes, weight_std=0.01, rng=rng, dtype=dtype)))
+    layers.append(("fc8", L.Linear(fc, num_classes, weight_std=0.01, rng=rng, dtype=dtype)))
     net = Sequential(*layers, dtype=dtype)
     net.input_shape = tuple(in_shape)
     return net

@@ -10,10 +10,10 @@ built; ``repr(layer)`` names the class that runs.
 One file per layer idea, each fast class a subclass of its reference class
 that owns its whole forward, backward and cache:
 
-    conv.py        FastConv2D (im2col, reused workspaces), WinogradConv2D, conv2d_class (the rule)
+    conv.py        FastConv2D (im2col, reused workspaces), WinogradConv2D, conv2d_class (which runs where)
     winograd.py    Winograd's transform matrices and their math
     lrn.py         FastLRN
-    pooling.py     FastMaxPool2D
+    pooling.py     FastMaxPool2D, maxpool2d_class
     activation.py  FastReLU
     linear.py      FastLinear
     cpu.py         what only the CPU needs: threads, cache-sized chunks, workspaces
@@ -24,21 +24,14 @@ from types import SimpleNamespace
 
 from ..backend import BACKENDS
 from ..layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
-from ..layers.conv import _pair
 from .activation import FastReLU
 from .conv import FastConv2D, WinogradConv2D, conv2d_class
 from .linear import FastLinear
 from .lrn import FastLRN
-from .pooling import MAX_WINDOW, FastMaxPool2D
+from .pooling import FastMaxPool2D, maxpool2d_class
 
 __all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "WinogradConv2D", "FastLRN",
            "FastMaxPool2D", "FastReLU", "FastLinear"]
-
-
-def maxpool2d_class(kernel_size):
-    """FastMaxPool2D, or the reference MaxPool2D for windows over 255 pixels (FastMaxPool2D's uint8 offsets)."""
-    kh, kw = _pair(kernel_size, "kernel_size")
-    return FastMaxPool2D if kh * kw <= MAX_WINDOW else MaxPool2D
 
 
 def _conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, **kwargs):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from ..layers.base import check_dout, check_input, need_cache
+from ..layers.conv import _pair
 from ..layers.pooling import MaxPool2D
 from .cpu import Workspaces, in_chunks
 
-__all__ = ["FastMaxPool2D"]
+__all__ = ["FastMaxPool2D", "maxpool2d_class"]
 
 MAX_WINDOW = 255    # winners are recorded as uint8 window offsets
 
@@ -193,3 +194,9 @@ class FastMaxPool2D(MaxPool2D):
 
         in_chunks(N * C, work, xp, item_bytes=H * W * dout.itemsize, chunk_bytes=self.chunk_bytes)
         return dx.reshape(self.x_shape)
+
+
+def maxpool2d_class(kernel_size):
+    """The class for a max pool of this window: FastMaxPool2D, or the reference MaxPool2D above 255 pixels."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    return FastMaxPool2D if kh * kw <= MAX_WINDOW else MaxPool2D
