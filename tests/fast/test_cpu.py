@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyalex import backend as B
-from tinyalex.fast.cpu import Workspaces, grad_buffer, in_chunks, num_threads
+from tinyalex.fast.cpu import Workspaces, grad_buffer, in_chunks, num_threads, zero_operand
 from tinyalex.layers import Linear
 
 
@@ -104,3 +104,15 @@ def test_grad_buffer_reuses_the_gradient_array_only_when_it_fits():
     assert layer.grads["W"] is g
     assert grad_buffer(layer, "W", (2, 3), np.float64, np.zeros(1)) is g
     assert grad_buffer(layer, "W", (2, 3), np.float32, np.zeros(1)) is not g
+
+
+def test_zero_operand_is_one_zero_sample_for_numpy_reused_and_the_scalar_elsewhere():
+    ws = Workspaces()
+    x = np.ones((4, 3, 5, 5), np.float32)
+    zero = zero_operand(ws, x)
+    assert zero.shape == (1, 3, 5, 5) and zero.dtype == np.float32 and not zero.any()
+    assert zero_operand(ws, x) is zero
+    with B.use_backend("standin", 1):
+        z = zero_operand(Workspaces(), B.asarray(x))
+        assert not isinstance(z, np.ndarray) and z == 0
+
