@@ -26,6 +26,7 @@ from ..backend import BACKENDS
 from ..layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
 from .activation import FastReLU
 from .conv import FastConv2D, WinogradConv2D, conv2d_class
+from .cpu import keep_freed_memory
 from .linear import FastLinear
 from .lrn import FastLRN
 from .pooling import FastMaxPool2D, maxpool2d_class
@@ -62,9 +63,16 @@ def implementations(fast=True, backend=None):
     model will run on. Every backend gets the same fast classes today (on
     arrays other than NumPy's they skip the CPU-only chunking and threads);
     GPU-specific classes (tinyalex/fast/cuda.py, to come) will be chosen here.
+
+    On the CPU (``backend`` "numpy", "standin" or None), ``fast=True`` also
+    asks glibc to keep freed memory for reuse (:func:`cpu.keep_freed_memory`:
+    a step's large fresh arrays then stop page-faulting; process-wide, once;
+    ``TINYALEX_KEEP_FREED_MEMORY=0`` turns it off).
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"implementations: backend must be one of {BACKENDS} or None, got {backend!r}")
     if not fast:
         return SimpleNamespace(Conv2D=Conv2D, LRN=LRN, MaxPool2D=MaxPool2D, ReLU=ReLU, Linear=Linear)
+    if backend != "cupy":
+        keep_freed_memory()
     return SimpleNamespace(Conv2D=_conv2d, LRN=FastLRN, MaxPool2D=_maxpool2d, ReLU=FastReLU, Linear=FastLinear)
