@@ -1,6 +1,12 @@
 """Shared fixtures: random generators, the NumPy backend by default, and the places a layer can run."""
+import os
+
 import numpy as np
 import pytest
+
+# Test processes give freed memory back to the system: implementations(fast=True) would otherwise
+# keep each process's peak (tinyalex/fast/cpu.py keep_freed_memory), and many run side by side.
+os.environ.setdefault("TINYALEX_KEEP_FREED_MEMORY", "0")
 
 
 @pytest.fixture

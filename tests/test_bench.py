@@ -1,5 +1,7 @@
 """`tinyalex bench`: runs at a tiny size, reports what it promises, refuses bad input clearly."""
 import json
+import os
+import statistics
 import sys
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from tinyalex import backend as B
 from tinyalex import bench
 from tinyalex.cli import main
+from tinyalex.models import model_names
 
 @pytest.fixture(autouse=True)
 def _no_settling(monkeypatch):
@@ -83,16 +86,6 @@ def test_cupy_backend_without_cupy_gives_the_backends_error(capsys):
     assert "cupy" in capsys.readouterr().err.lower()
 
 
-def test_compare_torch_reports_a_ratio_per_row_and_for_the_step():
-    pytest.importorskip("torch")
-    res = bench.run_bench(model="tiny", batch=2, layers="lrn1,fc8", repeats=1, warmup=0,
-                          compare="torch", memory=False, gemm_n=64, log=lambda *_: None)
-    for row in res["layers"].values():
-        assert row["ratio_forward_backward"] == pytest.approx(row["forward_backward_s"] / row["torch_forward_backward_s"])
-    assert res["step"]["ratio"] == pytest.approx(res["step"]["time_s"] / res["step"]["torch_time_s"])
-    assert res["threads"]["torch"] == res["threads"]["numpy_blas"]
-
-
 def test_torch_step_net_computes_the_same_logits_as_tinyalex():
     """The torch AlexNet of the bench is the same function: copy the weights, compare the logits."""
     torch = pytest.importorskip("torch")
@@ -155,3 +148,141 @@ def test_two_devices_run_the_two_tower_step_under_the_standin():
 def test_more_than_two_devices_is_refused(capsys):
     assert main(TINY + ["--devices", "0,1,2"]) == 2
     assert "--devices" in capsys.readouterr().err
+
+
+def test_count_ops_writes_device_ops_and_host_syncs_per_step_to_json(tmp_path, capsys):
+    out = tmp_path / "count.json"
+    assert main(["bench", "--model", "tiny", "--batch-size", "2", "--backend", "standin", "--count-ops",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["device_ops_per_step"] > 0 and res["host_syncs_per_step"] >= 0
+    assert sum(res["top_ops"].values()) <= res["device_ops_per_step"]
+    assert f"{res['device_ops_per_step']} device operations" in capsys.readouterr().out
+
+
+def test_count_ops_without_the_standin_is_refused(capsys):
+    assert main(["bench", "--model", "tiny", "--count-ops"]) == 2
+    assert "--count-ops counts on the CPU stand-in; add --backend standin" in capsys.readouterr().err
+
+
+def test_count_step_counts_the_steady_state_step_only():
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 2:           # only the second call is counted
+            B.to_device(np.ones(2), 0, "standin") + 1
+    res = bench.count_step(step)
+    assert (res["device_ops_per_step"], res["host_syncs_per_step"]) == (2, 0)
+    assert res["top_ops"] == {"to_device": 1, "add": 1}
+
+
+# --------------------------------------------------------------------------
+# Every model `train` builds; tinyalex against PyTorch in separate processes
+# --------------------------------------------------------------------------
+def test_every_model_train_builds_is_a_bench_model():
+    assert set(model_names()) <= set(bench.bench_models())
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_bench_times_the_training_step_of_each_model_train_builds(model, tmp_path):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--model", model, "--batch-size", "1", "--quick", "--layers", "none", "--no-memory",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["model"] == model and res["layers"] == {}
+    assert res["step"]["images_per_s"] > 0 and res["step"]["matmul_flops"] > 0
+
+
+def test_bench_of_a_small_model_has_a_row_per_layer_and_its_floor():
+    res = bench.run_bench(model="alexnet-small", batch=2, repeats=1, warmup=0, memory=False, gemm_n=64,
+                          log=lambda *_: None)
+    assert list(res["layers"]) == bench.layer_names("alexnet-small")
+    assert res["step"]["multiple_of_floor"] == pytest.approx(res["step"]["time_s"] / res["step"]["floor_s"])
+
+
+def test_unknown_model_is_refused_with_the_list_of_models(capsys):
+    assert main(["bench", "--model", "alexnet-huge", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "alexnet-huge" in err and all(name in err for name in model_names())
+
+
+def test_rounds_zero_is_refused(capsys):
+    assert main(TINY + ["--compare", "torch", "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+
+
+def test_targets_are_the_issues_per_model():
+    assert bench.targets("alexnet")["step"] == 0.7            # at most 0.7x PyTorch's step time
+    assert bench.targets("alexnet-small")["step"] == 0.5      # at least twice PyTorch's images/s
+    assert bench.targets("alexnet-fmnist") == bench.targets("alexnet-small")
+    assert "step" not in bench.targets("tiny")
+
+
+def test_framework_torch_times_the_pytorch_twin_in_this_process():
+    pytest.importorskip("torch")
+    res = bench.run_bench(model="tiny", batch=2, layers="pool1", repeats=1, warmup=0, memory=False, gemm_n=64,
+                          framework="torch", log=lambda *_: None)
+    assert res["config"]["framework"] == "torch" and res["machine"]["torch_loaded"]
+    assert res["threads"]["torch"] == res["threads"]["numpy_blas"]
+    assert res["layers"]["pool1"]["forward_backward_s"] > 0 and res["step"]["time_s"] > 0
+
+
+def test_a_failed_bench_process_is_reported_in_one_line_with_its_error():
+    failing = [sys.executable, "-c", "import sys; sys.exit('tinyalex bench: error: no memory left')", "--json", "x"]
+    with pytest.raises(ValueError, match="the torch run of round 2 failed .*no memory left"):
+        bench._run_child("torch", 2, failing)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One `bench --compare torch` at a tiny size: 2 rounds of alexnet-small at batch 4."""
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("compare") / "c.json"
+    assert main(["bench", "--model", "alexnet-small", "--batch-size", "4", "--rounds", "2", "--quick",
+                 "--layers", "conv1,lrn1,pool1", "--json", str(out), "--markdown"]
+                + ["--compare", "torch"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_compare_runs_each_framework_in_its_own_fresh_process_alternating(compared):
+    rounds = [(r["round"], r["framework"]) for r in compared["rounds"]]
+    assert rounds == [(1, "tinyalex"), (1, "torch"), (2, "tinyalex"), (2, "torch")]
+    pids = [r["result"]["machine"]["pid"] for r in compared["rounds"]]
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+    assert [r["result"]["machine"]["torch_loaded"] for r in compared["rounds"]] == [False, True, False, True]
+
+
+def test_compare_step_is_each_sides_median_and_spread_and_the_ratio_of_medians(compared):
+    times = {fw: [r["result"]["step"]["time_s"] for r in compared["rounds"] if r["framework"] == fw]
+             for fw in ("tinyalex", "torch")}
+    st = compared["step"]
+    assert (st["time_s"], st["time_min_s"], st["time_max_s"]) == (
+        statistics.median(times["tinyalex"]), min(times["tinyalex"]), max(times["tinyalex"]))
+    assert (st["torch_time_s"], st["torch_time_min_s"], st["torch_time_max_s"]) == (
+        statistics.median(times["torch"]), min(times["torch"]), max(times["torch"]))
+    assert st["ratio"] == pytest.approx(st["time_s"] / st["torch_time_s"])
+    assert st["images_per_s"] == pytest.approx(4 / st["time_s"])
+
+
+def test_compare_layer_rows_are_ratios_of_the_medians_over_rounds(compared):
+    assert list(compared["layers"]) == ["conv1", "lrn1", "pool1"]
+    for name, row in compared["layers"].items():
+        torch_runs = [r["result"]["layers"][name]["forward_backward_s"] for r in compared["rounds"]
+                      if r["framework"] == "torch"]
+        assert row["torch_forward_backward_s"] == statistics.median(torch_runs)
+        assert row["ratio_forward_backward"] == pytest.approx(row["forward_backward_s"] / row["torch_forward_backward_s"])
+
+
+def test_compare_measures_both_peak_memories(compared):
+    mem = compared["memory"]
+    assert mem["tinyalex"]["peak_bytes"] > 0 and mem["torch"]["peak_bytes"] > 0
+    assert mem["ratio"] == pytest.approx(mem["tinyalex"]["peak_bytes"] / mem["torch"]["peak_bytes"])
+
+
+def test_compare_markdown_shows_each_sides_median_and_spread(compared):
+    st = compared["step"]
+    text = bench.markdown(compared)
+    assert f"| tinyalex step (ms) | {st['time_s'] * 1e3:.0f} ({st['time_min_s'] * 1e3:.0f}-" in text
+    assert "median (min-max) of 2 rounds" in text
+    assert f"| ratio tinyalex / torch (step time) | {st['ratio']:.2f} | <= 0.5 |" in text

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy
 
 from . import backend as B
-from .bench import MODELS, build_torch_net
+from .bench import bench_models, build_tinyalex_net, build_torch_net
 from .data.datasets import find_fashion_mnist
 from .fileio import atomic_write_text
 from .layers import Dropout, SoftmaxCrossEntropy
@@ -161,12 +161,12 @@ def torch_cuda_step(model, batch=128, repeats=10):
     if not torch.cuda.is_available():
         return {"skipped": "PyTorch does not see a CUDA device"}
 
-    if model not in MODELS:
+    if model not in bench_models():
         return {"skipped": f"the bench has no PyTorch version of {model}"}
-    net = build_torch_net(model).cuda().train()
-    m = MODELS[model]
-    x = torch.randn((batch,) + m["input"], device="cuda")
-    y = torch.randint(0, m["classes"], (batch,), device="cuda")
+    twin = build_tinyalex_net(model)
+    net = build_torch_net(twin).cuda().train()
+    x = torch.randn((batch,) + tuple(twin.input_shape), device="cuda")
+    y = torch.randint(0, twin.num_classes, (batch,), device="cuda")
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():

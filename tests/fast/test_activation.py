@@ -40,3 +40,14 @@ def test_fast_relu_does_not_modify_input_or_dout(rng):
     layer.backward(dout)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(dout, d0)
+
+
+def test_fast_relu_on_numpy_leaves_its_zero_sample_zero_over_many_calls(rng):
+    """maximum(x, zero) runs against a kept zero sample (fast/cpu.py zero_operand); nothing may write into it."""
+    layer = FastReLU(np.float32)
+    for _ in range(3):
+        x = rng.standard_normal((5, 3, 4, 4)).astype(np.float32)
+        np.testing.assert_array_equal(layer.forward(x), np.where(x > 0, x, 0))
+        layer.backward(rng.standard_normal(x.shape).astype(np.float32))
+    zero = layer.workspaces["zero"]
+    assert zero.shape == (1, 3, 4, 4) and not zero.any()

@@ -1,11 +1,15 @@
 """tinyalex/fast/cpu.py: chunks and threads on NumPy only, reused workspaces and gradient arrays."""
+import os
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 from tinyalex import backend as B
-from tinyalex.fast.cpu import Workspaces, grad_buffer, in_chunks, num_threads
+from tinyalex.fast.cpu import Workspaces, grad_buffer, in_chunks, num_threads, zero_operand
 from tinyalex.layers import Linear
 
 
@@ -104,3 +108,52 @@ def test_grad_buffer_reuses_the_gradient_array_only_when_it_fits():
     assert layer.grads["W"] is g
     assert grad_buffer(layer, "W", (2, 3), np.float64, np.zeros(1)) is g
     assert grad_buffer(layer, "W", (2, 3), np.float32, np.zeros(1)) is not g
+
+
+def test_zero_operand_is_one_zero_sample_for_numpy_reused_and_the_scalar_elsewhere():
+    ws = Workspaces()
+    x = np.ones((4, 3, 5, 5), np.float32)
+    zero = zero_operand(ws, x)
+    assert zero.shape == (1, 3, 5, 5) and zero.dtype == np.float32 and not zero.any()
+    assert zero_operand(ws, x) is zero
+    with B.use_backend("standin", 1):
+        z = zero_operand(Workspaces(), B.asarray(x))
+        assert not isinstance(z, np.ndarray) and z == 0
+
+
+
+KEEP_PROBE = """
+import resource, sys, numpy as np
+from tinyalex.fast.cpu import keep_freed_memory
+def faults():   # page faults of three rounds of a fresh 64 MB array, filled and freed
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        a = np.empty(16 << 20, np.float32); a.fill(1); del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+faults(); before = faults()
+kept = keep_freed_memory()
+faults(); after = faults()
+print(kept, before, after)
+"""
+
+
+def run_keep_probe(**env):
+    environ = {k: v for k, v in os.environ.items() if k not in ("TINYALEX_KEEP_FREED_MEMORY", "MALLOC_MMAP_THRESHOLD_")}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environ["PYTHONPATH"] = root + os.pathsep + environ.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", KEEP_PROBE], capture_output=True, text=True, env=dict(environ, **env))
+    assert r.returncode == 0, r.stderr
+    kept, before, after = r.stdout.split()
+    return kept == "True", int(before), int(after)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_keep_freed_memory_stops_a_large_fresh_array_from_page_faulting_every_time():
+    kept, before, after = run_keep_probe()     # a fresh process: the thresholds are process-wide
+    assert kept
+    assert before > 100 and after < before // 10
+
+
+def test_keep_freed_memory_is_off_with_tinyalex_keep_freed_memory_0():
+    kept, before, after = run_keep_probe(TINYALEX_KEEP_FREED_MEMORY="0")
+    assert not kept

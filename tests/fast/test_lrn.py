@@ -58,3 +58,13 @@ def test_fast_lrn_second_backward_after_one_forward_gives_the_same_gradient(rng)
     layer.forward(rng.standard_normal((2, 7, 3, 3)))
     dout = rng.standard_normal((2, 7, 3, 3))
     np.testing.assert_array_equal(layer.backward(dout), layer.backward(dout))
+
+
+def test_fast_lrn_paper_beta_stays_within_float32_round_off_over_a_wide_range_of_s(rng):
+    """beta = 0.75 takes s^(1/4) / s (two square roots, a division) instead of a power: from s = k to about 1e6."""
+    x = (rng.random((2, 8, 6, 6)) * 10.0 ** rng.integers(-3, 3, (2, 8, 6, 6))).astype(np.float32)
+    fast = FastLRN(alpha=1.0, beta=0.75, k=2.0, dtype=np.float32)
+    ref = LRN(alpha=1.0, beta=0.75, k=2.0, dtype=np.float64)
+    dout = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(fast.forward(x), ref.forward(x.astype(np.float64)), rtol=2e-6, atol=0)
+    np.testing.assert_allclose(fast.backward(dout.astype(np.float32)), ref.backward(dout), rtol=1e-4, atol=1e-6)

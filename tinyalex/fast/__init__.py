@@ -27,6 +27,7 @@ from ..backend import BACKENDS
 from ..layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
 from .activation import FastReLU
 from .conv import FastConv2D, WinogradConv2D, conv2d_class
+from .cpu import keep_freed_memory
 from .cuda import CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 from .linear import FastLinear
 from .lrn import FastLRN
@@ -69,6 +70,11 @@ def implementations(fast=True, backend=None):
     tinyalex/fast/cuda.py, each pass a few whole-array operations with no
     host read: CudaConv2D (im2col for every shape), CudaLRN, CudaMaxPool2D
     (any window), CudaReLU, and FastLinear (nothing CPU-specific in it).
+
+    On the CPU (``backend`` "numpy" or None), ``fast=True`` also asks glibc
+    to keep freed memory for reuse (:func:`cpu.keep_freed_memory`: a step's
+    large fresh arrays then stop page-faulting; process-wide, once;
+    ``TINYALEX_KEEP_FREED_MEMORY=0`` turns it off).
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"implementations: backend must be one of {BACKENDS} or None, got {backend!r}")
@@ -77,4 +83,5 @@ def implementations(fast=True, backend=None):
     if backend in GPU_BACKENDS:
         return SimpleNamespace(Conv2D=CudaConv2D, LRN=CudaLRN, MaxPool2D=CudaMaxPool2D, ReLU=CudaReLU,
                                Linear=FastLinear)
+    keep_freed_memory()
     return SimpleNamespace(Conv2D=_conv2d, LRN=FastLRN, MaxPool2D=_maxpool2d, ReLU=FastReLU, Linear=FastLinear)

@@ -40,12 +40,18 @@ def _window(xp, a, n, out, transpose=False):
 
 
 def _neg_pow(xp, s, beta, out):
-    """out = s ** -beta, one float32 ``power``.
+    """out = s ** -beta: for the paper's beta = 0.75 as s^(1/4) / s, else one ``power``.
 
-    (The square-root form 1/(sqrt(s) sqrt(sqrt(s))) for beta = 0.75 is slower
-    with NumPy 2.4, whose float32 power is vectorized: 20.5 ms against
-    16.2 ms on 9.3 M values, and half as precise: docs/performance.md.)
+    s^(1/4) / s is two square roots and a division, 30% faster than NumPy
+    2.4's float32 ``power`` on an in-cache chunk and as precise (largest
+    relative error against float64 1.2e-7, power 1.0e-7; docs/performance.md).
+    (The other square-root form, 1/(sqrt(s) sqrt(sqrt(s))), is slower than
+    ``power`` and half as precise.)
     """
+    if beta == 0.75:
+        xp.sqrt(s, out=out)
+        xp.sqrt(out, out=out)
+        return xp.divide(out, s, out=out)
     return xp.power(s, s.dtype.type(-beta), out=out)
 
 
