@@ -60,7 +60,8 @@ from . import standin
 from .cli import parse_devices
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from .layers.conv import conv_output_size
-from .models import build_model
+from .models import build_model, model_names
+from .models.net import multiply_adds
 from .fast.cpu import num_threads
 from .fileio import atomic_write_text
 
@@ -89,8 +90,13 @@ def build_tinyalex_net(model="alexnet", dtype=numpy.float32, seed=0, devices=Non
     ``impl`` "fast" builds it from the fast classes, "reference" from tinyalex/layers."""
     if impl not in IMPLS:
         raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    kw = dict(MODELS[model])
+    kw = dict(MODELS.get(model) or dict(name=model))     # any other name: the registry's model as it is
     return build_model(kw.pop("name"), seed=seed, dtype=dtype, devices=devices, fast=impl == "fast", **kw)
+
+
+def bench_model_names():
+    """The --model names: the bench's own (above) and every model of the registry."""
+    return list(MODELS) + [name for name in model_names() if name not in MODELS]
 
 
 def _inner_lrn(layer):
@@ -101,10 +107,15 @@ def _inner_lrn(layer):
 
 
 def _kind(layer):
-    """'conv', 'lrn', 'pool', 'fc' for a timed layer, else None (ReLU, dropout, flatten)."""
+    """'conv', 'lrn', 'pool', 'fc' for a timed layer, 'block' for any other layer with parameters (a ResNet
+    stage, an inception module, a BatchNorm, a convolution without bias: timed as one), else None
+    (ReLU, dropout, flatten)."""
     if _inner_lrn(layer) is not None:
         return "lrn"
-    return next((kind for cls, kind in KINDS if isinstance(layer, cls)), None)
+    kind = next((kind for cls, kind in KINDS if isinstance(layer, cls)), None)
+    if kind is None and any(True for _ in layer.parameters()):
+        return "block"
+    return kind
 
 
 def _arguments(kind, layer):
@@ -117,6 +128,8 @@ def _arguments(kind, layer):
         return dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k, groups=getattr(layer, "groups", 1))
     if kind == "pool":
         return dict(k=layer.kernel_size[0], stride=layer.stride[0])
+    if kind == "block":
+        return dict(parameters=layer.num_parameters())
     return dict(fin=layer.in_features, fout=layer.out_features)
 
 
@@ -152,13 +165,15 @@ def step_matmul_flops(model="alexnet", batch=32):
     Returns (total, per-layer dict).
     """
     per = OrderedDict()
-    for i, (name, (kind, a, shape, _)) in enumerate(layer_specs(model).items()):
+    for i, (name, (kind, a, shape, layer)) in enumerate(layer_specs(model).items()):
         if kind == "conv":
             Ho = conv_output_size(shape[1], a["k"], a["stride"], a["pad"])
             Wo = conv_output_size(shape[2], a["k"], a["stride"], a["pad"])
             f = 2 * batch * Ho * Wo * a["cout"] * (a["cin"] // a["groups"]) * a["k"] ** 2
         elif kind == "fc":
             f = 2 * batch * a["fin"] * a["fout"]
+        elif kind == "block":          # a ResNet stage, an inception module: its convolutions' multiply-adds
+            f = 2 * batch * multiply_adds(layer, shape)
         else:
             continue
         per[name] = f * (2 if i == 0 else 3)
@@ -538,8 +553,10 @@ def _limit_threads(n):
 
 def _run_bench(model, batch, layers, repeats, warmup, backend, devices, dtype, compare, step, memory, gemm_n,
                impl, log):
-    if model not in MODELS:
-        raise ValueError(f"--model: unknown model {model!r}; valid: {', '.join(MODELS)}")
+    if model not in bench_model_names():
+        raise ValueError(f"--model: unknown model {model!r}; valid: {', '.join(bench_model_names())}")
+    if compare == "torch" and model not in MODELS and not model.startswith("alexnet"):
+        raise ValueError(f"--compare torch builds AlexNet-structured twins only; drop --compare for {model!r}")
     if batch < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch}")
     if repeats < 1 or warmup < 0:
@@ -686,7 +703,7 @@ def register_cli(subparsers):
     p = subparsers.add_parser(
         "bench", help="time every AlexNet layer and a training step (optionally against PyTorch)",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--model", default="alexnet", choices=sorted(MODELS), help="network to time")
+    p.add_argument("--model", default="alexnet", choices=bench_model_names(), help="network to time")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     p.add_argument("--layers", default="all",
                    help="comma-separated names of the model's conv, LRN, pooling and fully connected layers "

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import CorruptFileError
+from ..models import model_options
 from ..models.io import read_npz
 from .checkpoint import load_checkpoint
-from .trainer import TrainConfig, predict_proba
+from .trainer import MODEL_OPTIONS, TrainConfig, predict_proba
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
 # the machine's speed: 1.5 minutes of training on 20,000 images (the rest is data
@@ -252,11 +253,12 @@ def config_from_args(args) -> TrainConfig:
     for key, value in vars(args).items():
         if key in fields and key not in QUICK:
             kw[key] = value
+    takes = model_options(kw.get("model", TrainConfig.model))
     for key in QUICK:
         if hasattr(args, key):
             kw[key] = getattr(args, key)
-        elif args.quick:
-            kw[key] = QUICK[key]
+        elif args.quick and (key not in MODEL_OPTIONS or MODEL_OPTIONS[key][0] in takes):
+            kw[key] = QUICK[key]          # --quick's width and dropout only for a model that has them
     return TrainConfig(**kw)
 
 
