@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "tinyalex.models.cli",
     "tinyalex.experiments",
     "tinyalex.doctor",
+    "tinyalex.deconvnet",
 ]
 
 
