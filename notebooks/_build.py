@@ -17,7 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tinyalex.exercises.generate import atomic_write, make_notebook  # noqa: E402
+from tinyalex.exercises.generate import make_notebook  # noqa: E402
+from tinyalex.fileio import atomic_write_text  # noqa: E402
 
 
 def sources():
@@ -33,7 +34,7 @@ def build(check=False) -> int:
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 stale.append(target.name)
         else:
-            atomic_write(target, text)
+            atomic_write_text(target, text)
             print(f"wrote {target.relative_to(HERE.parent)}")
     if stale:
         print("out of date (run python notebooks/_build.py):", ", ".join(stale))
