@@ -448,8 +448,13 @@ def _run_conv_backward_own(fns, i):
     return {"dx": dx, "dW": dW, "db": db, "after:dout": dout}
 
 
+def _wrong_outputs(result):
+    """The names of the outputs (dx, dW, ...) with a comparison over tolerance."""
+    return {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+
+
 def _conv_backward_hint(result):
-    bad = {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+    bad = _wrong_outputs(result)
     if bad == {"dx"}:
         return ("dW and db are right, dx is not: dcols is the transpose of the weight matrix times dout_mat, "
                 "with W used exactly as in the forward pass (not flipped), group by group; then col2im with the "
@@ -778,7 +783,7 @@ def _run_bn_own(fns, i):
 
 
 def _bn_hint(result):
-    bad = {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+    bad = _wrong_outputs(result)
     if bad == {"dx"}:
         return ("dgamma and dbeta are right, dx is not: the batch mean and variance are functions of every x of "
                 "the channel, so dx has more than the direct term; differentiate through both statistics "
@@ -830,7 +835,7 @@ def _run_residual(fns, i):
 
 
 def _residual_hint(result):
-    bad = {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+    bad = _wrong_outputs(result)
     if bad == {"dx"}:
         return ("the weight gradients are right, dx is not: x reaches the sum F(x) + x along two paths, the body "
                 "and the shortcut; the gradient of x is the sum of what comes back along each.")
