@@ -355,6 +355,99 @@ def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
 # %% [check] sgd_momentum_update
 
 # %% [markdown]
+# ## 10. Batch normalization (what replaced LRN)
+#
+# In training, each channel $c$ is normalized over the $m = N H W$ values it
+# has in the batch, then scaled and shifted (Ioffe and Szegedy 2015):
+#
+# $$ \mu = \tfrac1m \sum x, \quad \sigma^2 = \tfrac1m \sum (x - \mu)^2, \quad
+#    \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y = \gamma \hat x + \beta. $$
+#
+# The backward pass is the classic exercise: $\mu$ and $\sigma^2$ depend on
+# every $x$ of the channel, so $\partial L / \partial x$ is not just
+# $\gamma\, dy / \sqrt{\sigma^2 + \epsilon}$.
+
+# %%
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch normalization in training of x (N, C, H, W); gamma, beta (C,). Returns ``(out, cache)``.
+
+    The handout's cache is ``(xhat, gamma, inv_std)`` with inv_std = 1 / sqrt(var + eps)
+    shaped (1, C, 1, 1); your own may hold anything your backward needs.
+    """
+    xp = get_array_module(x)
+    ### BEGIN SOLUTION
+    axes = (0, 2, 3)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    inv_std = 1 / xp.sqrt(var + eps)
+    xhat = (x - mean) * inv_std
+    return gamma.reshape(1, -1, 1, 1) * xhat + beta.reshape(1, -1, 1, 1), (xhat, gamma, inv_std)
+    ### END SOLUTION
+
+
+def batchnorm_backward(dout, cache):
+    """dL/dx, dL/dgamma, dL/dbeta of batch normalization in training. Returns ``(dx, dgamma, dbeta)``.
+
+    Hint: write g = dout * gamma, the gradient with respect to xhat. Then
+    follow xhat back to x through its three uses: directly, through the
+    mean and through the variance; sums over (N, H, W) per channel appear.
+    """
+    ### BEGIN SOLUTION
+    xhat, gamma, inv_std = cache
+    axes = (0, 2, 3)
+    m = dout.size // dout.shape[1]
+    dgamma = (dout * xhat).sum(axis=axes)
+    dbeta = dout.sum(axis=axes)
+    g = dout * gamma.reshape(1, -1, 1, 1)
+    dx = inv_std / m * (m * g - g.sum(axis=axes, keepdims=True) - xhat * (g * xhat).sum(axis=axes, keepdims=True))
+    return dx, dgamma, dbeta
+    ### END SOLUTION
+
+
+# %% [check] batchnorm_backward
+
+# %% [markdown]
+# ## 11. The residual block (ResNet)
+#
+# $$ y = \text{relu}\big(F(x) + x\big), \qquad F(x) = \text{conv}_2\big(\text{relu}(\text{conv}_1(x))\big) $$
+#
+# with two 3×3 convolutions of stride 1 and padding 1 that keep the C
+# channels (He et al. 2015, Figure 2, without BatchNorm). Use your
+# `conv_forward` and `conv_backward` from exercises 1 and 2 (the check runs
+# your block with tinyalex's convolutions in their place, so a bug there
+# costs nothing here).
+
+# %%
+def residual_forward(x, W1, b1, W2, b2):
+    """The block's output for x (N, C, H, W); W1, W2 (C, C, 3, 3), b1, b2 (C,). Returns ``(out, cache)``."""
+    xp = get_array_module(x)
+    ### BEGIN SOLUTION
+    h, cache1 = conv_forward(x, W1, b1, 1, 1)
+    a = xp.maximum(h, 0)
+    f, cache2 = conv_forward(a, W2, b2, 1, 1)
+    s = f + x
+    return xp.maximum(s, 0), (cache1, h, cache2, s)
+    ### END SOLUTION
+
+
+def residual_backward(dout, cache):
+    """Gradients of the block. Returns ``(dx, dW1, db1, dW2, db2)``.
+
+    Hint: x is used twice in F(x) + x. Go back through the last ReLU first;
+    what comes out of it goes into the body's backward and into the shortcut.
+    """
+    ### BEGIN SOLUTION
+    cache1, h, cache2, s = cache
+    g = dout * (s > 0)
+    da, dW2, db2 = conv_backward(g, cache2)
+    dx_body, dW1, db1 = conv_backward(da * (h > 0), cache1)
+    return dx_body + g, dW1, db1, dW2, db2
+    ### END SOLUTION
+
+
+# %% [check] residual_backward
+
+# %% [markdown]
 # ## All checks
 #
 # The cell below runs every check again and prints your score.

@@ -148,6 +148,20 @@ WRONG = {   # exercise -> a plausible wrong version of its function(s)
             v = momentum * v + dw + weight_decay * w           # torch.optim.SGD's form
             return w - lr * v, v
         """,
+    "batchnorm_backward": """
+        def batchnorm_backward(dout, cache):
+            xhat, gamma, inv_std = cache
+            g = dout * gamma.reshape(1, -1, 1, 1)
+            return g * inv_std, (dout * xhat).sum(axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3))   # as if mean, var were constants
+        """,
+    "residual_backward": """
+        def residual_backward(dout, cache):
+            cache1, h, cache2, s = cache
+            g = dout * (s > 0)
+            da, dW2, db2 = conv_backward(g, cache2)
+            dx_body, dW1, db1 = conv_backward(da * (h > 0), cache1)
+            return dx_body, dW1, db1, dW2, db2                  # forgets the shortcut's gradient
+        """,
 }
 
 OTHER_STYLE = """
@@ -319,7 +333,7 @@ ALL = set(EXERCISES)
 def test_grading_exits_0_when_the_grading_worked_even_if_students_failed(graded):
     rows, proc, _ = graded
     assert proc.returncode == 0, proc.stderr
-    assert len(rows) == 21
+    assert len(rows) == 12 + len(WRONG)
 
 
 def test_correct_solution_scores_full_marks(graded):
@@ -359,7 +373,8 @@ def test_a_forward_bug_costs_one_point_not_two(graded):
 
 def test_delegating_to_tinyalex_layers_scores_0_for_those_exercises(graded):
     row = graded[0]["delegate"]
-    assert passed(row) == ALL - {"conv_forward", "maxpool_backward"}, row
+    # the residual block calls the delegating conv_forward: it reaches Conv2D too
+    assert passed(row) == ALL - {"conv_forward", "maxpool_backward", "residual_backward"}, row
     assert "Conv2D from tinyalex.layers" in row["conv_forward message"]
     assert "tinyalex.layers.MaxPool2D" in row["maxpool_backward message"]
     assert "_pool_backward()" in row["maxpool_backward message"]
@@ -679,6 +694,30 @@ def test_conv_backward_hint_points_at_dx_when_only_dx_is_wrong():
 # ---------------------------------------------------------------------------
 # the generator
 # ---------------------------------------------------------------------------
+def test_batchnorm_backward_that_ignores_the_batch_statistics_is_told_where_dx_goes_wrong():
+    module = types.ModuleType("m")
+    exec(compile(replace_defs(SOURCE, WRONG["batchnorm_backward"]), "m", "exec"), module.__dict__)
+    result = checks.check_batchnorm_backward(module, verbose=False)
+    assert not result.passed and result.hint.startswith("dgamma and dbeta are right, dx is not")
+    assert all(e < tol for w, e, tol in result.measurements if not w.startswith("dx"))
+
+
+def test_residual_backward_without_the_shortcut_gradient_is_told_about_the_two_paths():
+    module = types.ModuleType("m")
+    exec(compile(replace_defs(SOURCE, WRONG["residual_backward"]), "m", "exec"), module.__dict__)
+    result = checks.check_residual_backward(module, verbose=False)
+    assert not result.passed and "along two paths" in result.hint
+
+
+def test_residual_check_runs_with_the_reference_convolutions_and_restores_the_students():
+    module = types.ModuleType("m")
+    broken = "def conv_backward(dout, cache):\n    raise ValueError('my conv is broken')\n"
+    exec(compile(replace_defs(SOURCE, broken), "m", "exec"), module.__dict__)
+    mine = module.conv_backward
+    assert checks.check_residual_backward(module, verbose=False).passed
+    assert module.conv_backward is mine
+
+
 def test_every_solution_region_becomes_a_stub():
     stub = generate.make_student_source(SOURCE)
 
@@ -756,7 +795,7 @@ EXPECTED = {   # kind of submission -> the exercises it passes
     "stub": set(), "import_solutions": set(), "patcher": set(), "exit_at_import": set(),
     **{f"wrong_{ex}": ALL - {ex} for ex in WRONG},
     "forward_bugs": ALL - {"conv_forward", "window_sum"},
-    "delegate": ALL - {"conv_forward", "maxpool_backward"},
+    "delegate": ALL - {"conv_forward", "maxpool_backward", "residual_backward"},
     "exit_in_function": ALL - {"softmax_cross_entropy"},
     "crash": {"conv_forward", "conv_backward", "window_sum", "lrn_forward"},
     "endless": {"conv_forward", "conv_backward"},

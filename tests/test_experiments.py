@@ -257,3 +257,44 @@ def test_nearest_returns_sorted_euclidean_neighbours():
 def test_precision_at_k_counts_same_class_neighbours():
     nn = np.array([[0, 1], [2, 3]])
     assert precision_at_k(nn, np.array([0, 1, 1, 1]), np.array([0, 1])) == pytest.approx(0.75)
+
+
+# --------------------------------------------------------------------------- after AlexNet (issue 17)
+def test_small_alexnet_with_batchnorm_normalizes_each_convolution_before_its_nonlinearity():
+    net = small_alexnet((1, 28, 28), 10, width=4, fc=8, batchnorm=True)
+    names = list(net.layers)
+    for i in (1, 2, 3):
+        assert names.index(f"bn{i}") == names.index(f"conv{i}") + 1 == names.index(f"act{i}") - 1
+    assert "bn1" not in small_alexnet((1, 28, 28), 10, width=4, fc=8).layers
+
+
+def test_plain_twin_has_the_residual_nets_parameters_but_no_shortcuts():
+    from tinyalex.experiments.residual import cifar_resnet
+    from tinyalex.layers import Residual
+
+    res = cifar_resnet(8, (2, 4, 4), (3, 32, 32), 10, seed=0)
+    plain = cifar_resnet(8, (2, 4, 4), (3, 32, 32), 10, seed=0, plain=True)
+    assert list(plain.state_dict()) == list(res.state_dict())
+    assert all(np.array_equal(a, b) for a, b in zip(plain.state_dict().values(), res.state_dict().values()))
+    assert not any(isinstance(l, Residual) for _, l in plain.named_layers())
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    assert not np.allclose(plain.eval().forward(x), res.eval().forward(x))
+
+
+def test_cifar_resnet_depth_must_be_6n_plus_2():
+    from tinyalex.experiments.residual import cifar_resnet
+
+    with pytest.raises(ValueError, match="6n \\+ 2 layers"):
+        cifar_resnet(10, (2, 4, 4), (3, 32, 32), 10, seed=0)
+
+
+def test_complexity_rows_are_the_models_own_counts(tmp_path):
+    from tinyalex.experiments import complexity
+    from tinyalex.models import build_model
+
+    folder = run_experiment(complexity, resolve_settings(complexity, quick=True), tmp_path, log=lambda *a: None)
+    rows = {r["name"]: r for r in json.loads((folder / "results.json").read_text())["data"]["rows"]}
+    model = build_model("resnet20-small")
+    assert rows["resnet20-small"]["parameters"] == model.num_parameters()
+    alex = build_model("alexnet-small")
+    assert rows["alexnet-small"]["fc_parameters"] == sum(alex.children()[n].num_parameters() for n in ("fc6", "fc7", "fc8"))

@@ -24,7 +24,7 @@ CELL_TIMEOUT = 300   # seconds per cell; fast mode needs a few seconds per cell
 EXPECTED = [
     "01-setup-and-backend", "02-convolution-im2col", "03-relu-vs-tanh", "04-local-response-normalization",
     "05-overlapping-pooling", "06-dropout", "07-whole-alexnet", "08-two-gpu-split", "09-data",
-    "10-training-fashion-mnist", "11-what-the-network-learned",
+    "10-training-fashion-mnist", "11-what-the-network-learned", "12-after-alexnet", "13-seeing-what-the-network-sees",
 ]
 
 
@@ -38,7 +38,7 @@ def _kernel_available():
     return None
 
 
-def test_the_eleven_numbered_notebooks_exist():
+def test_the_numbered_notebooks_exist():
     assert [p.stem for p in NUMBERED] == EXPECTED
 
 

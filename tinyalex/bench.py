@@ -76,6 +76,7 @@ from .fileio import atomic_write_text
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy
 from .layers.conv import conv_output_size
 from .models import MODELS, build_model, model_names
+from .models.net import multiply_adds
 from .train.sgd import SGD
 from .train.distributed import bench_distributed, format_scaling_table, scaling_table
 
@@ -101,6 +102,12 @@ def bench_models():
     """The models the bench times: every model ``train`` builds (tinyalex.models.model_names()),
     then the bench's own tiny test net."""
     return list(model_names()) + list(TEST_MODELS)
+
+
+def _has_torch_twin(model):
+    """The PyTorch twin mirrors AlexNet's layer kinds: AlexNet and its variants (and the test net) have one."""
+    return model in TEST_MODELS or MODELS.get(model) in {MODELS[n] for n in ("alexnet", "alexnet-small",
+                                                                             "alexnet-cifar")}
 
 
 def check_model(model):
@@ -133,10 +140,15 @@ def _inner_lrn(layer):
 
 
 def _kind(layer):
-    """'conv', 'lrn', 'pool', 'fc' for a timed layer, else None (ReLU, dropout, flatten)."""
+    """'conv', 'lrn', 'pool', 'fc' for a timed layer, 'block' for any other layer with parameters (a ResNet
+    stage, an inception module, a BatchNorm, a convolution without bias: timed as one), else None
+    (ReLU, dropout, flatten)."""
     if _inner_lrn(layer) is not None:
         return "lrn"
-    return next((kind for cls, kind in KINDS if isinstance(layer, cls)), None)
+    kind = next((kind for cls, kind in KINDS if isinstance(layer, cls)), None)
+    if kind is None and any(True for _ in layer.parameters()):
+        return "block"
+    return kind
 
 
 def _arguments(kind, layer):
@@ -149,6 +161,8 @@ def _arguments(kind, layer):
         return dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k, groups=getattr(layer, "groups", 1))
     if kind == "pool":
         return dict(k=layer.kernel_size[0], stride=layer.stride[0])
+    if kind == "block":
+        return dict(parameters=layer.num_parameters())
     return dict(fin=layer.in_features, fout=layer.out_features)
 
 
@@ -184,13 +198,15 @@ def step_matmul_flops(model="alexnet", batch=32):
     Returns (total, per-layer dict).
     """
     per = OrderedDict()
-    for i, (name, (kind, a, shape, _)) in enumerate(layer_specs(model).items()):
+    for i, (name, (kind, a, shape, layer)) in enumerate(layer_specs(model).items()):
         if kind == "conv":
             Ho = conv_output_size(shape[1], a["k"], a["stride"], a["pad"])
             Wo = conv_output_size(shape[2], a["k"], a["stride"], a["pad"])
             f = 2 * batch * Ho * Wo * a["cout"] * (a["cin"] // a["groups"]) * a["k"] ** 2
         elif kind == "fc":
             f = 2 * batch * a["fin"] * a["fout"]
+        elif kind == "block":          # a ResNet stage, an inception module: its convolutions' multiply-adds
+            f = 2 * batch * multiply_adds(layer, shape)
         else:
             continue
         per[name] = f * (2 if i == 0 else 3)
@@ -549,6 +565,8 @@ def run_bench(model="alexnet", batch=32, layers="all", repeats=5, warmup=2, back
     _check_arguments(model, batch, repeats, warmup, dtype, impl, timer, backend, threads, framework)
     if compare not in (None, "torch"):
         raise ValueError(f"--compare must be 'torch', got {compare!r}")
+    if compare == "torch" and not _has_torch_twin(model):
+        raise ValueError(f"--compare torch builds AlexNet-structured twins only; drop --compare for {model!r}")
     if compare == "torch":
         return compare_in_processes(model, batch, layers, repeats, warmup, dtype, step, memory, gemm_n, impl,
                                     threads, timer, rounds, quick, backend, devices, framework, log)

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "tinyalex.models.cli",
     "tinyalex.experiments",
     "tinyalex.doctor",
+    "tinyalex.deconvnet",
 ]
 
 

@@ -307,6 +307,75 @@ def sgd_momentum_update(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
 # %% [check] sgd_momentum_update  (1 point)
 
 # %% [markdown]
+# ## 10. Batch normalization (what replaced LRN)
+#
+# In training, each channel $c$ is normalized over the $m = N H W$ values it
+# has in the batch, then scaled and shifted (Ioffe and Szegedy 2015):
+#
+# $$ \mu = \tfrac1m \sum x, \quad \sigma^2 = \tfrac1m \sum (x - \mu)^2, \quad
+#    \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y = \gamma \hat x + \beta. $$
+#
+# The backward pass is the classic exercise: $\mu$ and $\sigma^2$ depend on
+# every $x$ of the channel, so $\partial L / \partial x$ is not just
+# $\gamma\, dy / \sqrt{\sigma^2 + \epsilon}$.
+
+# %%
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch normalization in training of x (N, C, H, W); gamma, beta (C,). Returns ``(out, cache)``.
+
+    The handout's cache is ``(xhat, gamma, inv_std)`` with inv_std = 1 / sqrt(var + eps)
+    shaped (1, C, 1, 1); your own may hold anything your backward needs.
+    """
+    xp = get_array_module(x)
+    # YOUR CODE HERE
+    raise NotImplementedError("write your code in batchnorm_forward() in place of this line")
+
+
+def batchnorm_backward(dout, cache):
+    """dL/dx, dL/dgamma, dL/dbeta of batch normalization in training. Returns ``(dx, dgamma, dbeta)``.
+
+    Hint: write g = dout * gamma, the gradient with respect to xhat. Then
+    follow xhat back to x through its three uses: directly, through the
+    mean and through the variance; sums over (N, H, W) per channel appear.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("write your code in batchnorm_backward() in place of this line")
+
+
+# %% [check] batchnorm_backward  (3 points)
+
+# %% [markdown]
+# ## 11. The residual block (ResNet)
+#
+# $$ y = \text{relu}\big(F(x) + x\big), \qquad F(x) = \text{conv}_2\big(\text{relu}(\text{conv}_1(x))\big) $$
+#
+# with two 3×3 convolutions of stride 1 and padding 1 that keep the C
+# channels (He et al. 2015, Figure 2, without BatchNorm). Use your
+# `conv_forward` and `conv_backward` from exercises 1 and 2 (the check runs
+# your block with tinyalex's convolutions in their place, so a bug there
+# costs nothing here).
+
+# %%
+def residual_forward(x, W1, b1, W2, b2):
+    """The block's output for x (N, C, H, W); W1, W2 (C, C, 3, 3), b1, b2 (C,). Returns ``(out, cache)``."""
+    xp = get_array_module(x)
+    # YOUR CODE HERE
+    raise NotImplementedError("write your code in residual_forward() in place of this line")
+
+
+def residual_backward(dout, cache):
+    """Gradients of the block. Returns ``(dx, dW1, db1, dW2, db2)``.
+
+    Hint: x is used twice in F(x) + x. Go back through the last ReLU first;
+    what comes out of it goes into the body's backward and into the shortcut.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("write your code in residual_backward() in place of this line")
+
+
+# %% [check] residual_backward  (2 points)
+
+# %% [markdown]
 # ## All checks
 #
 # The cell below runs every check again and prints your score.

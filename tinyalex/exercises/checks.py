@@ -44,7 +44,8 @@ from ..train.sgd import SGD
 __all__ = ["CheckResult", "Report", "run_all", "check_all"] + [
     "check_conv_forward", "check_conv_backward", "check_window_sum", "check_lrn_forward",
     "check_lrn_backward", "check_maxpool_backward", "check_dropout",
-    "check_softmax_cross_entropy", "check_sgd_momentum_update",
+    "check_softmax_cross_entropy", "check_sgd_momentum_update", "check_batchnorm_backward",
+    "check_residual_backward",
 ]
 
 F64 = np.float64
@@ -285,9 +286,11 @@ def _compare(case, got):
 
 
 class reference_scope:
-    """While an LRN exercise runs, the student's ``window_sum`` is the reference one.
+    """While an exercise runs, the earlier exercises it builds on are the references.
 
-    So a bug in window_sum costs the window_sum point only. The student's
+    An LRN exercise gets the reference ``window_sum``, the residual block the
+    reference ``conv_forward`` and ``conv_backward`` (in the handout's
+    layout), so a bug in those costs their own points only. The student's
     globals are restored afterwards.
     """
 
@@ -295,19 +298,19 @@ class reference_scope:
         self.exercise, self.impl, self.saved = exercise, impl, []
 
     def __enter__(self):
-        if self.exercise.name not in ("lrn_forward", "lrn_backward"):
-            return self
+        given = _GIVEN.get(self.exercise.name, {})
         for name in self.exercise.functions:
             fn = self.impl.get(name) if isinstance(self.impl, dict) else getattr(self.impl, name, None)
             g = getattr(fn, "__globals__", None)
-            if isinstance(g, dict) and "window_sum" in g:
-                self.saved.append((g, g["window_sum"]))
-                g["window_sum"] = reference_window_sum
+            for helper, reference in given.items():
+                if isinstance(g, dict) and helper in g and g[helper] is not reference:
+                    self.saved.append((g, helper, g[helper]))
+                    g[helper] = reference
         return self
 
     def __exit__(self, *exc):
-        for g, value in reversed(self.saved):
-            g["window_sum"] = value
+        for g, helper, value in reversed(self.saved):
+            g[helper] = value
         return False
 
 
@@ -335,6 +338,21 @@ def reference_pool(k, s):
     pool = L.MaxPool2D(k, s, dtype=F64)
     pool.impl = "reference"
     return pool
+
+
+def reference_conv_forward(x, W, b, stride=1, padding=0, groups=1):
+    """Conv2D's forward in the handout's layout: (out, (x.shape, cols, W, stride, padding, groups))."""
+    ref = reference_conv(W, b, stride, padding, groups)
+    out = ref.forward(x)
+    return out, (x.shape, ref.cols, W, stride, padding, groups)
+
+
+def reference_conv_backward(dout, cache):
+    """Conv2D's backward from the handout's cache: (dx, dW, db)."""
+    x_shape, cols, W, stride, padding, groups = cache
+    ref = reference_conv(W, np.zeros(W.shape[0]), stride, padding, groups)
+    ref.x_shape, ref.cols, ref.out_shape = x_shape, cols, dout.shape
+    return ref.backward(dout), ref.grads["W"], ref.grads["b"]
 
 
 def reference_sgd(w, dw, v, lr, momentum=0.9, weight_decay=5e-4):
@@ -430,8 +448,13 @@ def _run_conv_backward_own(fns, i):
     return {"dx": dx, "dW": dW, "db": db, "after:dout": dout}
 
 
+def _wrong_outputs(result):
+    """The names of the outputs (dx, dW, ...) with a comparison over tolerance."""
+    return {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+
+
 def _conv_backward_hint(result):
-    bad = {w.split(" ")[0] for w, e, tol in result.measurements if not e < tol}
+    bad = _wrong_outputs(result)
     if bad == {"dx"}:
         return ("dW and db are right, dx is not: dcols is the transpose of the weight matrix times dout_mat, "
                 "with W used exactly as in the forward pass (not flipped), group by group; then col2im with the "
@@ -712,6 +735,120 @@ def _run_sgd(fns, i):
 
 
 # ---------------------------------------------------------------------------
+# 10. batch normalization (after AlexNet)
+# ---------------------------------------------------------------------------
+def _bn_case(x, gamma, beta, label, rng):
+    ref = L.BatchNorm2d(x.shape[1], eps=1e-5, dtype=F64)
+    ref.params["gamma"][...], ref.params["beta"][...] = gamma, beta
+    out = ref.forward(x)                                   # training mode: the batch's statistics
+    dout = rng.standard_normal(out.shape)
+    dx = ref.backward(dout)
+    cache = (ref.xhat, gamma, ref.inv_std.reshape(1, -1, 1, 1))   # the layout the handout's forward returns
+    return Case(f"{label}: x {x.shape}", dict(x=x, gamma=gamma, beta=beta, dout=dout, cache=cache),
+                {"out": out, "dx": dx, "dgamma": ref.grads["gamma"], "dbeta": ref.grads["beta"]})
+
+
+def _bn_public():
+    rng = np.random.default_rng(11)
+    C = 3
+    cases = [_bn_case(rng.standard_normal((4, C, 3, 3)), np.ones(C), np.zeros(C), "gamma 1, beta 0 vs BatchNorm2d",
+                      rng)]
+    cases.append(_bn_case(rng.standard_normal((2, C, 4, 5)) * 5 + 3, rng.standard_normal(C), rng.standard_normal(C),
+                          "shifted, scaled input, random gamma and beta vs BatchNorm2d", rng))
+    return cases
+
+
+def _bn_hidden(rng):
+    cases = []
+    for _ in range(3):
+        N, C = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        H, W_ = int(rng.integers(2, 6)), int(rng.integers(1, 6))
+        x = rng.standard_normal((N, C, H, W_)) * float(rng.uniform(0.1, 10)) + float(rng.uniform(-5, 5))
+        cases.append(_bn_case(x, rng.standard_normal(C), rng.standard_normal(C), "hidden case vs BatchNorm2d", rng))
+    return cases
+
+
+def _run_bn_handout(fns, i):
+    out, _cache = fns["batchnorm_forward"](i["x"], i["gamma"], i["beta"])
+    dout = i["dout"]
+    dx, dgamma, dbeta = fns["batchnorm_backward"](dout, i["cache"])
+    return {"out": out, "dx": dx, "dgamma": dgamma, "dbeta": dbeta, "after:dout": dout}
+
+
+def _run_bn_own(fns, i):
+    out, cache = fns["batchnorm_forward"](i["x"], i["gamma"], i["beta"])
+    dout = i["dout"]
+    dx, dgamma, dbeta = fns["batchnorm_backward"](dout, cache)
+    return {"out": out, "dx": dx, "dgamma": dgamma, "dbeta": dbeta, "after:dout": dout}
+
+
+def _bn_hint(result):
+    bad = _wrong_outputs(result)
+    if bad == {"dx"}:
+        return ("dgamma and dbeta are right, dx is not: the batch mean and variance are functions of every x of "
+                "the channel, so dx has more than the direct term; differentiate through both statistics "
+                "(docs/successors.md derives it) and check that dx sums to zero over each channel.")
+    if "out" in bad:
+        return ("normalize each channel with the mean and the (biased, divide by m) variance over the batch and "
+                "both spatial axes, eps inside the square root; then scale by gamma and shift by beta per channel.")
+    return ("dgamma pairs dout with the normalized input, dbeta is dout alone, each summed over every axis but "
+            "the channel axis.")
+
+
+# ---------------------------------------------------------------------------
+# 11. the residual block (after AlexNet)
+# ---------------------------------------------------------------------------
+def _residual_case(x, W1, b1, W2, b2, label, rng):
+    conv1, conv2 = reference_conv(W1, b1, 1, 1), reference_conv(W2, b2, 1, 1)
+    block = L.Residual(L.Sequential(("conv1", conv1), ("relu1", L.ReLU(F64)), ("conv2", conv2)),
+                       relu=L.ReLU(F64), dtype=F64)
+    out = block.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = block.backward(dout)
+    return Case(f"{label}: x {x.shape}", dict(x=x, W1=W1, b1=b1, W2=W2, b2=b2, dout=dout),
+                {"out": out, "dx": dx, "dW1": conv1.grads["W"], "db1": conv1.grads["b"],
+                 "dW2": conv2.grads["W"], "db2": conv2.grads["b"]})
+
+
+def _residual_random(rng, N, C, H, W_, label):
+    return _residual_case(rng.standard_normal((N, C, H, W_)), rng.standard_normal((C, C, 3, 3)) * 0.5,
+                          rng.standard_normal(C) * 0.1, rng.standard_normal((C, C, 3, 3)) * 0.5,
+                          rng.standard_normal(C) * 0.1, label, rng)
+
+
+def _residual_public():
+    rng = np.random.default_rng(12)
+    return [_residual_random(rng, 2, 3, 5, 5, "vs tinyalex's Residual block"),
+            _residual_random(rng, 1, 2, 4, 6, "vs tinyalex's Residual block")]
+
+
+def _residual_hidden(rng):
+    return [_residual_random(rng, int(rng.integers(1, 3)), int(rng.integers(1, 5)), int(rng.integers(3, 7)),
+                             int(rng.integers(3, 7)), "hidden case vs Residual") for _ in range(3)]
+
+
+def _run_residual(fns, i):
+    out, cache = fns["residual_forward"](i["x"], i["W1"], i["b1"], i["W2"], i["b2"])
+    dout = i["dout"]
+    dx, dW1, db1, dW2, db2 = fns["residual_backward"](dout, cache)
+    return {"out": out, "dx": dx, "dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2, "after:dout": dout}
+
+
+def _residual_hint(result):
+    bad = _wrong_outputs(result)
+    if bad == {"dx"}:
+        return ("the weight gradients are right, dx is not: x reaches the sum F(x) + x along two paths, the body "
+                "and the shortcut; the gradient of x is the sum of what comes back along each.")
+    return ("go backwards in the forward's order reversed: the final ReLU's mask first, then the body's layers "
+            "(conv2, the inner ReLU, conv1), keeping what each forward step needs in the cache.")
+
+
+# What an exercise gets in place of the student's own earlier functions while it runs (reference_scope).
+_GIVEN = {"lrn_forward": {"window_sum": reference_window_sum}, "lrn_backward": {"window_sum": reference_window_sum},
+          "residual_backward": {"conv_forward": reference_conv_forward, "conv_backward": reference_conv_backward}}
+
+
+# ---------------------------------------------------------------------------
 # the exercises, in handout order
 # ---------------------------------------------------------------------------
 def _both(handout, own):
@@ -759,6 +896,10 @@ EXERCISES = {e.name: e for e in [
              "re-read the update rule of section 5: which quantities are multiplied by the learning rate, and which "
              "v is added to w? Return new arrays, do not write into the arguments.",
              {"": _run_sgd}, _sgd_public, _sgd_hidden),
+    Exercise("batchnorm_backward", ["batchnorm_forward", "batchnorm_backward"], 3, _bn_hint,
+             _both(_run_bn_handout, _run_bn_own), _bn_public, _bn_hidden),
+    Exercise("residual_backward", ["residual_forward", "residual_backward"], 2, _residual_hint,
+             {"": _run_residual}, _residual_public, _residual_hidden),
 ]}
 
 CHECKS = EXERCISES           # the exercise names in handout order
@@ -800,6 +941,8 @@ check_maxpool_backward = _make("maxpool_backward")
 check_dropout = _make("dropout")
 check_softmax_cross_entropy = _make("softmax_cross_entropy")
 check_sgd_momentum_update = _make("sgd_momentum_update")
+check_batchnorm_backward = _make("batchnorm_backward")
+check_residual_backward = _make("residual_backward")
 
 
 def run_all(impl, verbose=True, hints=True) -> Report:

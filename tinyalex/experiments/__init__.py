@@ -21,7 +21,7 @@ import shlex
 import sys
 
 from ..data import DatasetNotFoundError
-from .common import Settings, resolve_settings, run_experiment
+from .common import Settings, describe, resolve_settings, run_experiment
 
 # Registry: experiment name -> module, in the paper's order of the issue.
 EXPERIMENTS = (
@@ -33,6 +33,9 @@ EXPERIMENTS = (
     "towers",          # 6. section 3.2
     "tower_filters",   # 7. section 6.1, Figure 3
     "retrieval",       # 8. section 6.1, Figure 4
+    "normalization",   # 9. after AlexNet: LRN vs BatchNorm vs neither (Ioffe and Szegedy 2015)
+    "residual",        # 10. after AlexNet: plain vs residual nets of the same depth (He et al. 2015, Figure 1)
+    "complexity",      # 11. after AlexNet: parameters and multiply-adds, AlexNet to ResNet-50
 )
 
 
@@ -53,7 +56,7 @@ def _cli(args) -> int:
     if args.list or not args.name:
         for name, title in list_experiments():
             m = get_experiment(name)
-            print(f"{name:14s} {title}\n{'':14s} default: {m.FULL.describe()}")
+            print(f"{name:14s} {title}\n{'':14s} default: {describe(m, m.FULL)}")
         if not args.list:
             print("give an experiment NAME (or 'all') to run one", file=sys.stderr)
             return 2

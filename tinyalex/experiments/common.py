@@ -48,7 +48,7 @@ import numpy as np
 from ..data import ArrayDataset, Subset
 from ..fast import implementations
 from ..fileio import atomic_write_text
-from ..layers import Dropout, Flatten, Sequential, Tanh
+from ..layers import BatchNorm2d, Dropout, Flatten, Sequential, Tanh
 from ..layers.conv import conv_output_size
 from ..train import History, NonFiniteLossError, TrainConfig, Trainer, evaluate
 from ..train.trainer import load_data
@@ -164,14 +164,15 @@ def load_subsets(s: Settings) -> Data:
 # ---------------------------------------------------------------------------
 def small_alexnet(in_shape, num_classes: int, *, activation: str = "relu", lrn: bool = False,
                   pool=(3, 2), dropout: float = 0.0, width: int = 32, fc: int = 256,
-                  towers: int = 1, last_conv: int | None = None, seed: int = 0,
+                  towers: int = 1, last_conv: int | None = None, batchnorm: bool = False, seed: int = 0,
                   dtype=np.float32) -> Sequential:
     """The scaled-down AlexNet described in the module docstring.
 
     in_shape (C, H, W); ``pool`` = (window z, stride s): (3, 2) is overlapping
     pooling, (2, 2) the traditional kind. ``towers=2`` splits conv2 into two
     groups (the two-GPU net on one device: conv1's kernels [0, w/2) are tower 1's).
-    ``last_conv`` sets conv3's kernels (default 2*width).
+    ``last_conv`` sets conv3's kernels (default 2*width). ``batchnorm`` puts a
+    BatchNorm2d after each convolution, before its nonlinearity (Ioffe and Szegedy's place).
     """
     if activation not in ("relu", "tanh"):
         raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
@@ -188,19 +189,22 @@ def small_alexnet(in_shape, num_classes: int, *, activation: str = "relu", lrn: 
     def size_after(hw, k, stride, pad):
         return conv_output_size(hw, k, stride, pad)
 
-    layers += [("conv1", L.Conv2D(c, width, 5, padding=2, rng=rng, dtype=dtype)), ("act1", act())]
+    def bn(name, channels):
+        return [(name, BatchNorm2d(channels, dtype=dtype))] if batchnorm else []
+
+    layers += [("conv1", L.Conv2D(c, width, 5, padding=2, rng=rng, dtype=dtype)), *bn("bn1", width), ("act1", act())]
     if lrn:
         layers.append(("norm1", L.LRN(dtype=dtype)))
     layers.append(("pool1", L.MaxPool2D(z, s)))
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
     layers += [("conv2", L.Conv2D(width, 2 * width, 3, padding=1, groups=towers, rng=rng, dtype=dtype)),
-               ("act2", act())]
+               *bn("bn2", 2 * width), ("act2", act())]
     if lrn:
         layers.append(("norm2", L.LRN(dtype=dtype)))
     layers.append(("pool2", L.MaxPool2D(z, s)))
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
     layers += [("conv3", L.Conv2D(2 * width, last_conv, 3, padding=1, rng=rng, dtype=dtype)),
-               ("act3", act()), ("pool3", L.MaxPool2D(z, s))]
+               *bn("bn3", last_conv), ("act3", act()), ("pool3", L.MaxPool2D(z, s))]
     h, w = size_after(h, z, s, 0), size_after(w, z, s, 0)
     if h < 1 or w < 1:
         raise ValueError(f"images {in_shape} are too small for three {z}/{s} poolings")
@@ -400,9 +404,14 @@ def _load():
         return (float("nan"),) * 3
 
 
+def describe(module, settings: Settings) -> str:
+    """The run's size in words: the module's own ``describe(settings)`` if it has one (no training), else the settings'."""
+    return module.describe(settings) if hasattr(module, "describe") else settings.describe()
+
+
 def render_markdown(module, settings: Settings, data_label: str, result: Result, meta: dict) -> str:
     lines = [f"# {module.NAME}: {module.TITLE}", "", f"**Paper:** {module.PAPER}", "",
-             f"**Setup:** {data_label}; {settings.describe()}.", "",
+             f"**Setup:** {data_label}; {describe(module, settings)}.", "",
              f"**Wall time:** {meta['wall_seconds']:.0f} s on {meta['machine']}; "
              f"load average {meta['load_before'][0]:.2f} before, {meta['load_after'][0]:.2f} after "
              "(a shared machine: other processes slow the wall times).", "",
@@ -427,7 +436,7 @@ def run_experiment(module, settings: Settings, out_dir, command: str = "", log=p
     folder.mkdir(parents=True)
     load_before = _load()
     t0 = time.perf_counter()
-    log(f"{module.NAME}: {settings.describe()} -> {folder}")
+    log(f"{module.NAME}: {describe(module, settings)} -> {folder}")
     try:
         result = module.run(settings, folder, log=log)
     except BaseException:

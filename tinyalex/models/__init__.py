@@ -14,13 +14,15 @@ load_model), io.py (the .npz weights file), summary.py, caffe_import.py.
 from .alexnet import INITS, AlexNet, GroupLRN, alexnet, alexnet_cifar, alexnet_small
 from .caffe_import import caffe_to_state_dict, load_caffe_alexnet
 from .io import load_npz, read_npz, save_npz
-from .registry import MODELS, build_model, default_input_shape, load_model, model_from_weights, model_names
+from .registry import (MODELS, build_model, default_input_shape, load_model, model_from_weights, model_names,
+                       model_options)
 from .summary import summary, transfer_bytes_per_image
 from .towers import merge_state_dict, split_state_dict, tower_sizes
 
 __all__ = [
     "AlexNet", "INITS", "GroupLRN", "alexnet", "alexnet_small", "alexnet_cifar",
     "MODELS", "build_model", "model_names", "default_input_shape", "load_model", "model_from_weights",
+    "model_options",
     "load_caffe_alexnet", "caffe_to_state_dict", "load_npz", "read_npz", "save_npz",
     "summary", "transfer_bytes_per_image", "split_state_dict", "merge_state_dict", "tower_sizes",
 ]

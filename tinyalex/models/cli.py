@@ -17,7 +17,7 @@ def register_cli(subparsers):
                     "Example: python -m tinyalex summary --model alexnet --devices 0,1")
     p.add_argument("--model", default="alexnet", help=f"one of: {', '.join(model_names())}")
     p.add_argument("--num-classes", type=int, default=None, help="fc8 outputs (default: the model's, 1000 or 10)")
-    p.add_argument("--width", type=float, default=1.0, help="multiplies every layer's width")
+    p.add_argument("--width", type=float, default=None, help="multiplies every layer's width (AlexNet models)")
     p.add_argument("--devices", default=None,
                    help="'d0,d1' for the two-tower split (e.g. 0,1), one number for one device; "
                         "default: one device, grouped convolutions")

@@ -21,6 +21,7 @@ import numpy
 
 from ..layers import (Concat, Conv2D, Dropout, Flatten, Layer, Linear, Residual, Sequential, WithoutBias,
                       infer_shape)
+from .io import read_npz, save_npz
 
 __all__ = ["Net", "trace", "multiply_adds"]
 
@@ -93,6 +94,14 @@ class Net(Sequential):
         if dropout:
             self.drop7 = Dropout(dropout, seed=None if seed is None else seed * 1000 + 7, dtype=dt)
         self.fc8 = L.Linear(fc_sizes[1], self.num_classes, rng=rng, dtype=dt)
+
+    def save(self, path):
+        """Write the weights and :attr:`config` to ``path`` (.npz), atomically (``load_model`` rebuilds it)."""
+        save_npz(path, self.state_dict(), self.config)
+
+    def load(self, path):
+        """Load weights from a .npz written by :meth:`save` or by training."""
+        return self.load_state_dict(read_npz(path).state)
 
     def requires_input_grad(self, flag=True):
         """False: the first convolution skips its input gradient (the input is data)."""

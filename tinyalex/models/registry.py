@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import inspect
 
-from .alexnet import alexnet, alexnet_cifar, alexnet_small
+from .. import backend as B
+from .alexnet import AlexNet, alexnet, alexnet_cifar, alexnet_small
 from .io import read_npz
+from .successors import SUCCESSORS
 
-__all__ = ["MODELS", "build_model", "model_names", "load_model", "default_input_shape"]
+__all__ = ["MODELS", "build_model", "model_names", "model_options", "load_model", "default_input_shape"]
 
 MODELS = {
     "alexnet": alexnet,                 # the paper's net, 3x227x227, 1000 classes
@@ -25,6 +27,9 @@ MODELS = {
     "alexnet-fmnist": alexnet_small,    # another name for it
     "alexnet-cifar": alexnet_cifar,     # 3x32x32 (CIFAR-10), 10 classes
 }
+MODELS.update(SUCCESSORS)               # zfnet, vgg11, vgg16, googlenet, resnet18/50/20 and their small variants
+
+PLACEMENT = ("devices", "backend")      # where a model goes: every builder takes these (see build_model)
 
 
 def model_names():
@@ -38,12 +43,47 @@ def _builder(name):
     return MODELS[name]
 
 
+def model_options(name):
+    """The keyword options the named model's builder takes (AlexNet's: every AlexNet argument),
+    plus ``devices`` and ``backend``, which every model takes."""
+    builder = _builder(name)
+    params = inspect.signature(builder).parameters
+    names = {k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):     # alexnet(..., **options)
+        names |= set(inspect.signature(AlexNet).parameters)
+    return names | set(PLACEMENT)
+
+
 def build_model(name="alexnet", num_classes=None, **options):
     """Build a model by name (see :data:`MODELS`); ``options`` are the builder's (width, devices,
     init, dtype, fast, ...). An option given as None means the model's own value (``seed=None``
-    still means fresh entropy). ``build_model(**model.config)`` rebuilds a model."""
+    still means fresh entropy). ``build_model(**model.config)`` rebuilds a model.
+
+    An option the model does not take is a ValueError naming the ones it
+    does. The networks after AlexNet (:mod:`~tinyalex.models.successors`)
+    run on one device: they are built with the backend's layer classes and
+    moved there (``model.to(device, backend)``).
+    """
     options = {k: v for k, v in dict(options, num_classes=num_classes).items() if v is not None or k == "seed"}
-    return _builder(name)(**options)
+    builder = _builder(name)
+    unknown = sorted(set(options) - model_options(name))
+    if unknown:
+        takes = sorted(model_options(name) - {"num_classes"})
+        raise ValueError(f"model {name!r} takes no option {', '.join(unknown)}; its options: {', '.join(takes)}")
+    if name not in SUCCESSORS:
+        return builder(**options)
+    devices, backend = options.pop("devices", None), options.pop("backend", None)
+    if isinstance(devices, (tuple, list)):
+        if len(devices) != 1:
+            raise ValueError(f"model {name!r} runs on one device, got devices={tuple(devices)}; the two-tower "
+                             "split (devices=(d0, d1)) is AlexNet's")
+        devices = devices[0]
+    if backend is None and devices is None:
+        return builder(**options)
+    backend = backend or B.get_backend()
+    with B.use_backend(backend, 0 if devices is None else int(devices)):   # the backend's layer classes
+        model = builder(**options)
+    return model if backend == "numpy" else model.to(devices, backend)
 
 
 def default_input_shape(name):

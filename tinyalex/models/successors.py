@@ -57,7 +57,8 @@ def complexity_table(builders=None):
 
 def format_complexity(rows):
     """The table as text: model, input, parameters (M), multiply-adds (G)."""
-    out = [f"{'model':<12} {'input':<11} {'parameters':>14} {'mult-adds':>10}"]
+    w = max([12] + [len(name) for name, *_ in rows])
+    out = [f"{'model':<{w}} {'input':<11} {'parameters':>14} {'mult-adds':>10}"]
     for name, shape, params, macs in rows:
-        out.append(f"{name:<12} {'x'.join(map(str, shape)):<11} {params:>14,} {macs / 1e9:>9.2f}G")
+        out.append(f"{name:<{w}} {'x'.join(map(str, shape)):<11} {params:>14,} {macs / 1e9:>9.3f}G")
     return "\n".join(out)

@@ -36,7 +36,7 @@ class VGG(Net):
             raise ValueError(f"{name}: config must be one of {', '.join(CONFIGS)}, got {config!r}")
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             config=config, widths=tuple(widths), fc_sizes=tuple(fc_sizes),
-            first_padding=first_padding, dropout=dropout))
+            first_padding=first_padding, dropout=dropout), dropout=float(dropout))   # dropout also in config: the builder takes it
         L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
         cin = self.input_shape[0]
@@ -50,23 +50,23 @@ class VGG(Net):
         self.alexnet_classifier(L, fc_sizes, dropout, rng, seed)      # flatten, fc6 ... fc8
 
 
-def vgg11(num_classes=1000, input_shape=(3, 224, 224), fast=True, dtype=numpy.float32, seed=0):
+def vgg11(num_classes=1000, input_shape=(3, 224, 224), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """Configuration A: 8 convolutions + 3 fully connected layers."""
-    return VGG(num_classes, input_shape, "A", name="vgg11", fast=fast, dtype=dtype, seed=seed)
+    return VGG(num_classes, input_shape, "A", name="vgg11", dropout=dropout, fast=fast, dtype=dtype, seed=seed)
 
 
-def vgg16(num_classes=1000, input_shape=(3, 224, 224), fast=True, dtype=numpy.float32, seed=0):
+def vgg16(num_classes=1000, input_shape=(3, 224, 224), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """Configuration D: 13 convolutions + 3 fully connected layers, 138,357,544 parameters."""
-    return VGG(num_classes, input_shape, "D", name="vgg16", fast=fast, dtype=dtype, seed=seed)
+    return VGG(num_classes, input_shape, "D", name="vgg16", dropout=dropout, fast=fast, dtype=dtype, seed=seed)
 
 
-def vgg11_small(num_classes=10, input_shape=(1, 28, 28), fast=True, dtype=numpy.float32, seed=0):
+def vgg11_small(num_classes=10, input_shape=(1, 28, 28), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """Configuration A for 1x28x28: widths / 4, fc 512, conv1_1 padding 3 (28 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1)."""
     return VGG(num_classes, input_shape, "A", (16, 32, 64, 128, 128), (512, 512), first_padding=3,
-               name="vgg11-small", fast=fast, dtype=dtype, seed=seed)
+               name="vgg11-small", dropout=dropout, fast=fast, dtype=dtype, seed=seed)
 
 
-def vgg11_cifar(num_classes=10, input_shape=(3, 32, 32), fast=True, dtype=numpy.float32, seed=0):
+def vgg11_cifar(num_classes=10, input_shape=(3, 32, 32), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """Configuration A for 3x32x32: widths / 2, fc 512 (32 -> 16 -> 8 -> 4 -> 2 -> 1)."""
     return VGG(num_classes, input_shape, "A", (32, 64, 128, 256, 256), (512, 512),
-               name="vgg11-cifar", fast=fast, dtype=dtype, seed=seed)
+               name="vgg11-cifar", dropout=dropout, fast=fast, dtype=dtype, seed=seed)

@@ -53,7 +53,7 @@ class ZFNet(Net):
                  name="zfnet", fast=True, dtype=numpy.float32, seed=0):
         super().__init__(name, num_classes, input_shape, dtype, fast, seed, dict(
             channels=tuple(channels), fc_sizes=tuple(fc_sizes), conv1=tuple(conv1),
-            conv2=tuple(conv2), dropout=dropout))
+            conv2=tuple(conv2), dropout=dropout), dropout=float(dropout))   # dropout also in config: the builder takes it
         L, dt = implementations(fast, B.get_backend()), self.dtype
         rng = numpy.random.default_rng(seed)
         c1, c2, c3, c4, c5 = channels
@@ -90,22 +90,22 @@ class ZFNet(Net):
         return out
 
 
-def zfnet(num_classes=1000, input_shape=(3, 224, 224), fast=True, dtype=numpy.float32, seed=0):
+def zfnet(num_classes=1000, input_shape=(3, 224, 224), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """The paper's ZFNet: 3x224x224, conv1 7x7 / 2, conv2 5x5 / 2."""
     return ZFNet(num_classes, input_shape, (96, 256, 384, 384, 256), (4096, 4096), (7, 2, 1), (5, 2, 0),
-                 name="zfnet", fast=fast, dtype=dtype, seed=seed)
+                 name="zfnet", dropout=dropout, fast=fast, dtype=dtype, seed=seed)
 
 
-def zfnet_small(num_classes=10, input_shape=(1, 28, 28), fast=True, dtype=numpy.float32, seed=0):
+def zfnet_small(num_classes=10, input_shape=(1, 28, 28), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """The same network for 1x28x28 (Fashion-MNIST): conv1 3x3 / 1, conv2 3x3 / 2, AlexNet-small's widths.
 
     28 -> conv1 28 -> pool1 14 -> conv2 7 -> pool2 4 -> conv3-5 4 -> pool5 1.
     """
     return ZFNet(num_classes, input_shape, (32, 64, 96, 96, 64), (512, 512), (3, 1, 1), (3, 2, 1),
-                 name="zfnet-small", fast=fast, dtype=dtype, seed=seed)
+                 name="zfnet-small", dropout=dropout, fast=fast, dtype=dtype, seed=seed)
 
 
-def zfnet_cifar(num_classes=10, input_shape=(3, 32, 32), fast=True, dtype=numpy.float32, seed=0):
+def zfnet_cifar(num_classes=10, input_shape=(3, 32, 32), dropout=0.5, fast=True, dtype=numpy.float32, seed=0):
     """The same network for 3x32x32 (CIFAR-10): 32 -> 32 -> 16 -> 8 -> 4 -> 4 -> 1, AlexNet-cifar's widths."""
     return ZFNet(num_classes, input_shape, (64, 128, 192, 192, 128), (1024, 1024), (3, 1, 1), (3, 2, 1),
-                 name="zfnet-cifar", fast=fast, dtype=dtype, seed=seed)
+                 name="zfnet-cifar", dropout=dropout, fast=fast, dtype=dtype, seed=seed)

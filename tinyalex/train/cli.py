@@ -26,13 +26,13 @@ from ..data import DATASET_NAMES, Relabeled, Subset, decode_image
 from ..data.imagefolder import IMAGE_EXTENSIONS, decode_errors, list_classes, scan_files
 from ..errors import UserError
 from ..fileio import CorruptFileError
-from ..models import INITS, model_names
+from ..models import INITS, model_names, model_options
 from ..models.io import read_npz
 from ..viz import confusion_matrix, plot_confusion_matrix, plot_conv1_filters, plot_curves
 from .checkpoint import load_checkpoint
 from .schedule import SCHEDULES
-from .trainer import (CHECKPOINT, TrainConfig, evaluate, fit, load_data, load_trained, predict_proba, read_metrics,
-                      resolve_model_file)
+from .trainer import (CHECKPOINT, MODEL_OPTIONS, TrainConfig, evaluate, fit, load_data, load_trained, predict_proba,
+                      read_metrics, resolve_model_file)
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
 # the machine's speed: 1.5 minutes of training on 20,000 images (the rest is data
@@ -243,11 +243,12 @@ def config_from_args(args) -> TrainConfig:
     for key, value in vars(args).items():
         if key in fields and key not in QUICK:
             kw[key] = value
+    takes = model_options(kw.get("model", TrainConfig.model))
     for key in QUICK:
         if hasattr(args, key):
             kw[key] = getattr(args, key)
-        elif args.quick:
-            kw[key] = QUICK[key]
+        elif args.quick and (key not in MODEL_OPTIONS or MODEL_OPTIONS[key][0] in takes):
+            kw[key] = QUICK[key]          # --quick's width and dropout only for a model that has them
     return TrainConfig(**kw)
 
 

@@ -273,15 +273,35 @@ def load_data(cfg: TrainConfig, check=True, **loader_kwargs):
     return train, val, test
 
 
+# The model options of TrainConfig: field -> (builder keyword, flag). A model is given only the ones its
+# builder takes; one it does not take, set to other than the default, is refused (e.g. --no-lrn for resnet20).
+MODEL_OPTIONS = {"lrn": ("lrn", "--no-lrn"), "lrn_convention": ("lrn_convention", "--lrn-convention"),
+                 "overlap": ("overlap_pool", "--no-overlap"), "dropout": ("dropout", "--dropout"),
+                 "dropout_mode": ("dropout_mode", "--dropout-mode"), "activation": ("activation", "--activation"),
+                 "width": ("width", "--width"), "init": ("init", "--init")}
+
+
 def _model_overrides(cfg: TrainConfig, input_shape):
-    """Keyword arguments of tinyalex.models.build_model from the config (JSON-serialisable)."""
-    kw = {"input_shape": list(input_shape), "lrn": cfg.lrn, "lrn_convention": cfg.lrn_convention,
-          "overlap_pool": cfg.overlap, "dropout": cfg.dropout, "dropout_mode": cfg.dropout_mode,
-          "activation": cfg.activation, "dtype": cfg.dtype, "seed": cfg.seed}
-    if cfg.width is not None:
-        kw["width"] = cfg.width
-    if cfg.init is not None:
-        kw["init"] = cfg.init
+    """Keyword arguments of tinyalex.models.build_model from the config (JSON-serialisable).
+
+    Only the options the model takes (:func:`tinyalex.models.model_options`);
+    an option it does not take, set to other than TrainConfig's default, is a
+    ValueError naming the flag (AlexNet's --no-lrn means nothing to ResNet).
+    """
+    takes = models.model_options(cfg.model)
+    kw = {"input_shape": list(input_shape), "dtype": cfg.dtype, "seed": cfg.seed}
+    defaults = TrainConfig()
+    refused = []
+    for field_name, (keyword, flag) in MODEL_OPTIONS.items():
+        value = getattr(cfg, field_name)
+        if keyword in takes:
+            if value is not None:
+                kw[keyword] = value
+        elif value != getattr(defaults, field_name):
+            refused.append(flag)
+    if refused:
+        raise ValueError(f"{', '.join(refused)}: not an option of model {cfg.model!r} (AlexNet's); remove "
+                         f"{'it' if len(refused) == 1 else 'them'} or train an alexnet model")
     return kw
 
 
@@ -308,8 +328,9 @@ def resolve_input_shape(cfg: TrainConfig, image_shape):
     size = models.default_input_shape(cfg.model)[1]
     if size > min(h, w):
         raise ValueError(f"model {cfg.model!r} takes {size}x{size} images but {cfg.dataset} has {h}x{w}; "
-                         "use a model for this image size (e.g. alexnet-small for 28x28, alexnet-cifar for "
-                         "32x32), a smaller --crop, or --image-size for image folders")
+                         "use a model for this image size (e.g. alexnet-small, zfnet-small or resnet20-small for "
+                         "28x28, alexnet-cifar, vgg11-cifar or resnet20 for 32x32), a smaller --crop, or "
+                         "--image-size for image folders")
     return (c, size, size)
 
 
