@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from tinyalex import fileio
 from tinyalex.train import checkpoint as ckpt
 
 
@@ -38,14 +39,14 @@ def test_crash_while_writing_leaves_the_old_checkpoint_intact(tmp_path, monkeypa
 
 
 def test_ctrl_c_while_writing_also_leaves_the_old_file(tmp_path):
-    path = ckpt.atomic_write_text(tmp_path / "metrics.csv", "old\n")
+    path = fileio.atomic_write_text(tmp_path / "metrics.csv", "old\n")
 
     def interrupted(f):
         f.write(b"new, half")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ckpt.atomic_write(path, interrupted)
+        fileio.atomic_write(path, interrupted)
     assert path.read_text() == "old\n"
 
 

@@ -5,7 +5,6 @@ import math
 
 import numpy
 
-from ..backend import get_array_module
 from .base import Layer, check_dout, check_input, need_cache
 
 

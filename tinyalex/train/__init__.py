@@ -3,7 +3,8 @@
     from tinyalex.train import TrainConfig, fit
     history = fit(TrainConfig(dataset="fashion-mnist", epochs=10, out="runs/fm"))
 """
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ..fileio import atomic_write
+from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import ReduceOnPlateau, StepSchedule, make_schedule
 from .sgd import SGD
 from .trainer import (METRIC_COLUMNS, History, NonFiniteLossError, TrainConfig, Trainer, evaluate, fit,

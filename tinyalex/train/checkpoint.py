@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy
 
-from ..fileio import CorruptFileError, atomic_write, atomic_write_text, read_npz  # noqa: F401  (re-exported)
+from ..fileio import CorruptFileError, atomic_write, read_npz
 
 FORMAT = "tinyalex-checkpoint"
 VERSION = 1
