@@ -71,19 +71,17 @@ print("dataset:", DATASET, "| run folder:", RUN_DIR)
 # N(0, 0.01) weights barely starts learning; see docs/paper.md).
 
 # %%
-cfg = TrainConfig(
+cfg = TrainConfig(                     # full mode: exactly `python -m tinyalex train` (every default)
     dataset=DATASET,
-    model="alexnet-small",
-    width=0.25 if FAST else None,
-    epochs=2 if FAST else 8,
-    limit_train=400 if FAST else 10000,
-    limit_test=200 if FAST else 10000,
-    batch_size=32 if FAST else 128,
-    lr=0.01,
     out=str(RUN_DIR),
     progress=False,
     seed=0,
 )
+if FAST:                               # CI: a tiny run, seconds
+    cfg = TrainConfig(dataset=DATASET, width=0.25, epochs=2, limit_train=400, limit_test=200, batch_size=32,
+                      out=str(RUN_DIR), progress=False, seed=0)
+print(f"{cfg.model}, width {cfg.width or 1}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, "
+      f"schedule {cfg.schedule} {cfg.step_epochs if cfg.schedule == 'step' else ''}, dropout {cfg.dropout}")
 history = fit(cfg)
 
 # %% [markdown]

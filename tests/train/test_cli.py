@@ -120,7 +120,8 @@ def test_quick_fills_only_what_was_not_given():
 
     cfg = config_from_args(build_parser().parse_args(["train", "--quick", "--epochs", "3", "--batch-size", "32"]))
     assert (cfg.epochs, cfg.batch_size) == (3, 32)
-    assert cfg.limit_train == QUICK["limit_train"] and cfg.time_limit == QUICK["time_limit"]
+    assert cfg.limit_train is None and cfg.time_limit == QUICK["time_limit"]
     plain = config_from_args(build_parser().parse_args(["train"]))
     assert plain.limit_train is None and plain.width is None and plain.time_limit is None
-    assert (plain.epochs, plain.batch_size, plain.dropout, plain.schedule) == (12, 128, 0.5, "plateau")
+    assert (plain.epochs, plain.batch_size, plain.lr, plain.dropout, plain.schedule, plain.step_epochs) == (
+        7, 128, 0.02, 0.0, "step", [5, 6])

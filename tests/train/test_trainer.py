@@ -9,7 +9,7 @@ import pytest
 
 from tinyalex.models import read_npz
 from tinyalex.train import checkpoint as ckpt
-from tinyalex.train.trainer import METRIC_COLUMNS, NonFiniteLossError, fit
+from tinyalex.train.trainer import METRIC_COLUMNS, NonFiniteLossError, TrainConfig, fit, make_pipeline
 
 
 def _weights(path):
@@ -157,3 +157,19 @@ def test_in_memory_run_cannot_be_resumed(tiny_config, tmp_path):
 
     with pytest.raises(ValueError, match="save=False"):
         Trainer(tiny_config(), resume=tmp_path, save=False)
+
+
+@pytest.mark.parametrize("channels, flip, expected", [(3, None, True), (1, None, False), (1, True, True),
+                                                      (3, False, False)])
+def test_flips_default_to_on_for_rgb_and_off_for_grey_images(channels, flip, expected):
+    size = 28 if channels == 1 else 32
+    cfg = TrainConfig(flip=flip, model="alexnet-small" if channels == 1 else "alexnet-cifar")
+    pipe = make_pipeline(cfg, (channels, size, size), (channels, size, size))
+    assert pipe.flip is expected
+
+
+@pytest.mark.parametrize("channels, pad, expected", [(3, None, 4), (1, None, 1), (1, 3, 3)])
+def test_padding_before_crops_defaults_to_one_eighth_for_rgb_and_one_pixel_for_grey(channels, pad, expected):
+    size = 28 if channels == 1 else 32
+    cfg = TrainConfig(pad=pad, model="alexnet-small" if channels == 1 else "alexnet-cifar")
+    assert make_pipeline(cfg, (channels, size, size), (channels, size, size)).pad == expected
