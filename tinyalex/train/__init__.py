@@ -1,7 +1,7 @@
 """Training (section 5 of the paper): the learning rule, the schedule, the loop.
 
     from tinyalex.train import TrainConfig, fit
-    history = fit(TrainConfig(dataset="fashion-mnist", epochs=10, out="runs/fm"))
+    history = fit(TrainConfig(dataset="fashion-mnist", out="runs/fm"))   # the default 10-minute recipe
 """
 from ..fileio import atomic_write
 from .checkpoint import load_checkpoint, save_checkpoint
