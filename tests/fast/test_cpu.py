@@ -151,7 +151,9 @@ def run_keep_probe(**env):
 def test_keep_freed_memory_stops_a_large_fresh_array_from_page_faulting_every_time():
     kept, before, after = run_keep_probe()     # a fresh process: the thresholds are process-wide
     assert kept
-    assert before > 100 and after < before // 10
+    # 3 x 64 MB fault in 49,152 times with 4 KB pages, but only about 96 times where the kernel
+    # backs them with 2 MB transparent huge pages (the CI machine counted 99): hence "> 50"
+    assert before > 50 and after < before // 10
 
 
 def test_keep_freed_memory_is_off_with_tinyalex_keep_freed_memory_0():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import threading
 from pathlib import Path
 
 CHECK_CELL = "# Check your code (run this cell after the one above)"
@@ -177,13 +178,20 @@ class _Uses(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+# ast.parse is not thread-safe in CPython 3.11 (the AST builder's recursion counter is shared:
+# python/cpython#106905): two threads of `exercises grade --jobs N` parsing at once raised
+# "SystemError: AST constructor recursion depth mismatch". Parsing is quick; do one at a time.
+_PARSE_LOCK = threading.Lock()
+
+
 def scan(code: str, exercises) -> dict:
     """{exercise: reason} for each exercise whose functions use a forbidden import or dynamic code.
 
     ``exercises`` maps an exercise name to the function names it checks.
     Raises SyntaxError if the code does not parse.
     """
-    tree = ast.parse(code)
+    with _PARSE_LOCK:
+        tree = ast.parse(code)
     defs, module_body = {}, []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
