@@ -6,6 +6,10 @@
 """
 __version__ = "0.1.0"   # first, so that a submodule reading it (tinyalex.cli) finds it set
 
+from . import launcher
+
+launcher.limit_threads_per_rank()   # before NumPy loads OpenBLAS: one thread per core per MPI rank
+
 from . import backend, gradcheck, layers
 from . import models
 from .backend import get_array_module, get_backend, set_backend, to_device, to_host, use_backend

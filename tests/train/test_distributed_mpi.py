@@ -132,3 +132,17 @@ def test_each_rank_trains_on_its_local_ranks_device(tmp_path):
     res = _run([MPIEXEC, "-n", "2", sys.executable, str(script)], timeout=180)
     assert res.returncode == 0, res.stderr
     assert "rank 0 on device 0" in res.stdout and "rank 1 on device 1" in res.stdout
+
+
+def test_ranks_sharing_a_machine_share_its_cores_and_say_so(tmp_path):
+    env = {k: v for k, v in ENV.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                     "TINYALEX_THREADS")}
+    res = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "tinyalex", "train", "--distributed",
+                          "--dataset", "synthetic", "--model", "alexnet-cifar", "--width", "0.25", "--epochs", "1",
+                          "--batch-size", "32", "--limit-train", "64", "--limit-test", "32", "--no-plots",
+                          "--no-progress", "--out", str(tmp_path / "r")],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    each = str(max(1, (os.cpu_count() or 1) // 2))
+    assert (f"data parallel over 2 ranks (2 on this machine), each with BLAS threads: {each}, "
+            f"tinyalex threads: {each}") in res.stdout

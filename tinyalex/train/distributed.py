@@ -48,6 +48,8 @@ import numpy
 from .. import backend
 from ..data.loader import shard_bounds
 from ..errors import UserError
+from ..fast.cpu import num_threads
+from ..launcher import local_ranks
 from ..layers import Conv2D, Linear, SoftmaxCrossEntropy
 from ..models import build_model
 from .sgd import SGD
@@ -127,6 +129,12 @@ class Distributed:
     @property
     def is_root(self):
         return self.rank == 0
+
+    def describe(self):
+        """One line for the log: ranks, ranks on this machine, threads per rank (see tinyalex/launcher.py)."""
+        blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "all cores"
+        return (f"data parallel over {self.size} ranks ({local_ranks()} on this machine), each with "
+                f"BLAS threads: {blas}, tinyalex threads: {num_threads()}")
 
     def local_rank(self):
         """This rank's index among the ranks on its machine (picks its GPU)."""

@@ -1008,6 +1008,8 @@ class Trainer:
             self.log(f"training {what} on {cfg.dataset}: {len(self.train_set)} train / "
                      f"{len(self.val_set) if self.val_set else 0} val images, {len(self.classes)} classes, "
                      f"{self.model.num_parameters():,} parameters -> {self.run_dir or 'memory'}")
+            if self.dist is not None:
+                self.log(self.dist.describe())
         try:
             with _StopSignals(saves=self.save) as stop:
                 self._run_phases(stop, test)
