@@ -3,10 +3,11 @@
 ``mpiexec -n 2 python -m tinyalex train --distributed`` on a 2-core machine
 starts two processes. Left alone, each would start one OpenBLAS thread per
 core and a pool of as many threads for tinyalex's elementwise work: four busy
-threads on two cores, waiting for each other at every matrix product. Like
-PyTorch's ``torchrun`` (which sets ``OMP_NUM_THREADS=1``), tinyalex gives each
-rank ``cores // ranks on this machine`` threads (at least 1), unless the user
-has chosen:
+threads on two cores (alexnet-small's training step ran about 8% slower so
+on the 2-core build machine: docs/distributed.md). Like PyTorch's
+``torchrun`` (which sets ``OMP_NUM_THREADS=1``), tinyalex gives each rank
+``cores // ranks on this machine`` threads (at least 1), unless the user has
+chosen:
 
 * the BLAS variables (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``,
   ``MKL_NUM_THREADS``) are all left alone when any of them is set;
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["LOCAL_SIZE_VARS", "local_ranks", "threads_per_rank", "limit_threads_per_rank"]
+__all__ = ["LOCAL_SIZE_VARS", "BLAS_VARS", "local_ranks", "threads_per_rank", "limit_threads_per_rank"]
 
 # How each launcher tells a process how many ranks share its machine:
 # Open MPI, MPICH/Intel MPI (hydra), PMIx, Slurm (srun).

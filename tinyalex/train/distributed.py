@@ -49,7 +49,7 @@ from .. import backend
 from ..data.loader import shard_bounds
 from ..errors import UserError
 from ..fast.cpu import num_threads
-from ..launcher import local_ranks
+from ..launcher import BLAS_VARS, local_ranks
 from ..layers import Conv2D, Linear, SoftmaxCrossEntropy
 from ..models import build_model
 from .sgd import SGD
@@ -132,7 +132,7 @@ class Distributed:
 
     def describe(self):
         """One line for the log: ranks, ranks on this machine, threads per rank (see tinyalex/launcher.py)."""
-        blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "all cores"
+        blas = next((os.environ[v] for v in BLAS_VARS if os.environ.get(v)), "all cores")
         return (f"data parallel over {self.size} ranks ({local_ranks()} on this machine), each with "
                 f"BLAS threads: {blas}, tinyalex threads: {num_threads()}")
 
