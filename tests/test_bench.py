@@ -126,7 +126,6 @@ def test_training_step_under_the_device_standin_makes_no_implicit_host_transfer(
 
 
 def test_threads_option_sets_blas_elementwise_and_torch_threads_alike():
-    pytest.importorskip("threadpoolctl")
     res = bench.run_bench(model="tiny", batch=2, layers="pool1", repeats=1, warmup=0,
                           step=False, memory=False, gemm_n=64, threads=1, log=lambda *_: None)
     assert res["threads"]["numpy_blas"] == 1

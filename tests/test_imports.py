@@ -17,7 +17,7 @@ PACKAGE = ROOT / "tinyalex"
 # Top-level names that a function may import: the optional dependencies (pyproject's extras) and
 # IPython. Everything else (the package's own modules, the standard library, numpy, matplotlib,
 # Pillow, tqdm) is imported at the top of the module.
-OPTIONAL = {"cupy", "torch", "mpi4py", "threadpoolctl", "nbformat", "IPython"}
+OPTIONAL = {"cupy", "torch", "mpi4py", "nbformat", "IPython"}
 # Package modules a function may import, and why (the reason is measured and written where it is done).
 LAZY = {"tinyalex.viz": "matplotlib: most of the cost of importing tinyalex.train (train/trainer.py)"}
 

@@ -67,11 +67,14 @@ import tracemalloc
 from collections import OrderedDict
 
 import numpy
+import threadpoolctl
 
 from . import backend as B
 from . import standin
 from .cli import parse_devices
+from .fast import step_runner
 from .fast.cpu import num_threads
+from .fast.replicas import replica_count
 from .fileio import atomic_write_text
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy
 from .layers.conv import conv_output_size
@@ -283,11 +286,12 @@ def make_tinyalex_step(model="alexnet", batch=32, dtype=numpy.float32, seed=0, d
     y = B.asarray(rng.integers(0, net.num_classes, batch))
     lossf = SoftmaxCrossEntropy(dtype=dtype)
     opt = SGD(net, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    runner = step_runner(net)        # as the trainer: on a multi-core CPU, the batch split over thread replicas
 
     def step():
-        logits = net.forward(x)
+        logits = runner.forward(x)
         loss = lossf.forward(logits, y)
-        net.backward(lossf.backward())
+        runner.backward(lossf.backward())
         opt.step()
         return loss
 
@@ -417,11 +421,7 @@ def gemm_rate(n=2048, repeats=5, dtype=numpy.float32):
 
 
 def blas_info():
-    """What NumPy's matrix products run on (threadpoolctl), or a note if it is not installed."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        return [dict(note="pip install threadpoolctl to see the BLAS library and kernel")]
+    """What NumPy's matrix products run on (threadpoolctl)."""
     keep = ("user_api", "internal_api", "version", "architecture", "corename", "num_threads", "threading_layer",
             "prefix")
     return [{k: v for k, v in info.items() if k in keep} for info in threadpoolctl.threadpool_info()]
@@ -608,10 +608,6 @@ def _limit_threads(n):
     if n is None:
         yield
         return
-    try:
-        import threadpoolctl
-    except ImportError:
-        raise ValueError("--threads needs threadpoolctl: pip install threadpoolctl") from None
     old = os.environ.get("TINYALEX_THREADS")
     os.environ["TINYALEX_THREADS"] = str(n)
     try:
@@ -645,13 +641,15 @@ def _run_one(framework, model, batch, layers, repeats, warmup, backend, devices,
     res["machine"] = _machine()
     res["machine"].update(pid=os.getpid(), torch_loaded="torch" in sys.modules)   # which process, what it loaded
     res["blas"] = blas_info()
-    res["threads"] = dict(numpy_blas=threads, tinyalex_elementwise=num_threads(),
+    replicas = (replica_count() if framework == "tinyalex" and step_runner(net) is not net else 1)
+    res["threads"] = dict(numpy_blas=threads, tinyalex_elementwise=num_threads(), step_replicas=replicas,
                           torch=torch.get_num_threads() if torch is not None else None)
     if torch is not None:
         res["machine"]["torch"] = torch.__version__
     what = f"{impl} layers" if framework == "tinyalex" else f"PyTorch {torch.__version__} twin"
     log(f"tinyalex bench: {model}, batch {batch}, {dtype}, backend {backend}, {what}, "
         f"BLAS threads {threads}, elementwise threads {num_threads()}"
+        + (f", step split over {replicas} thread replicas" if replicas > 1 else "")
         + (f", torch threads {torch.get_num_threads()}" if torch is not None else ""))
     for info in res["blas"]:
         log("  BLAS: " + ", ".join(f"{k}={v}" for k, v in info.items()))

@@ -173,3 +173,42 @@ def test_padding_before_crops_defaults_to_one_eighth_for_rgb_and_one_pixel_for_g
     size = 28 if channels == 1 else 32
     cfg = TrainConfig(pad=pad, model="alexnet-small" if channels == 1 else "alexnet-cifar")
     assert make_pipeline(cfg, (channels, size, size), (channels, size, size)).pad == expected
+
+
+def _replica_config(tiny_config, tmp_path, name, **kw):
+    base = dict(model="alexnet-small", width=0.25, dataset="synthetic", out=str(tmp_path / name))
+    base.update(kw)
+    return tiny_config(**base)
+
+
+def test_a_run_split_over_thread_replicas_trains_the_weights_of_the_model_alone(tiny_config, quiet, tmp_path,
+                                                                                  monkeypatch):
+    runs = {}
+    for replicas in ("1", "2"):
+        monkeypatch.setenv("TINYALEX_REPLICAS", replicas)
+        cfg = _replica_config(tiny_config, tmp_path, f"r{replicas}", dtype="float64", dropout=0.0)
+        runs[replicas] = _weights(fit(cfg, log=quiet).run_dir / "model.npz")
+    for k in runs["1"]:
+        np.testing.assert_allclose(runs["2"][k], runs["1"][k], rtol=0, atol=1e-9, err_msg=k)
+
+
+def test_a_run_split_over_thread_replicas_with_dropout_resumes_bit_identical(tiny_config, quiet, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("TINYALEX_REPLICAS", "2")
+    full = fit(_replica_config(tiny_config, tmp_path, "full", dropout=0.5), log=quiet)
+    fit(_replica_config(tiny_config, tmp_path, "part", dropout=0.5, epochs=1), log=quiet)
+    resumed = fit(_replica_config(tiny_config, tmp_path, "part", dropout=0.5), resume=tmp_path / "part", log=quiet)
+    a, b = _weights(full.run_dir / "model.npz"), _weights(resumed.run_dir / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_the_log_says_when_each_step_is_split_over_thread_replicas(tiny_config, tmp_path, monkeypatch):
+    lines = []
+    monkeypatch.setenv("TINYALEX_REPLICAS", "2")
+    fit(_replica_config(tiny_config, tmp_path, "two", epochs=1), log=lines.append)
+    monkeypatch.setenv("TINYALEX_REPLICAS", "1")
+    fit(_replica_config(tiny_config, tmp_path, "one", epochs=1), log=lines.append)
+    said = [line for line in lines if "split over" in line]
+    assert said == ["each step's batch split over 2 threads, each running a replica of the model with one BLAS "
+                    "thread (tinyalex/fast/replicas.py; TINYALEX_REPLICAS=1 turns it off)"]

@@ -17,6 +17,7 @@ that owns its whole forward, backward and cache:
     activation.py  FastReLU
     linear.py      FastLinear
     cpu.py         what only the CPU needs: threads, cache-sized chunks, workspaces
+    replicas.py    ThreadReplicas, step_runner: a training step's batch split over threads (CPU only)
     cuda.py        the GPU classes (CuPy and the stand-in): CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 """
 from __future__ import annotations
@@ -32,10 +33,11 @@ from .cuda import CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 from .linear import FastLinear
 from .lrn import FastLRN
 from .pooling import FastMaxPool2D, maxpool2d_class
+from .replicas import ThreadReplicas, step_runner
 
 __all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "WinogradConv2D", "FastLRN",
            "FastMaxPool2D", "FastReLU", "FastLinear", "CudaConv2D", "CudaLRN", "CudaMaxPool2D", "CudaReLU",
-           "GPU_BACKENDS"]
+           "ThreadReplicas", "step_runner", "GPU_BACKENDS"]
 
 GPU_BACKENDS = ("cupy", "standin")     # the stand-in follows CuPy's rules, so it gets CuPy's classes
 

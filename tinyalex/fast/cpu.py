@@ -7,7 +7,8 @@ Threads
     the batch or channel axis and run the chunks on a small pool of threads:
     NumPy releases the GIL inside its loops, so the chunks run in parallel.
     ``TINYALEX_THREADS`` (default: the number of CPUs) sets the count; 1
-    turns it off.
+    turns it off. A thread running :func:`single_thread` (a replica of
+    ``fast/replicas.py``, which is itself one of several threads) uses none.
 
 Chunks
     A chunk of about ``chunk_bytes`` keeps its temporaries in the CPU's cache.
@@ -38,11 +39,16 @@ import numpy
 
 from ..backend import device_of, get_array_module
 
-__all__ = ["num_threads", "in_chunks", "Workspaces", "grad_buffer", "zero_operand", "keep_freed_memory"]
+__all__ = ["num_threads", "single_thread", "in_chunks", "Workspaces", "grad_buffer", "zero_operand", "keep_freed_memory"]
+
+
+_this_thread = threading.local()      # .threads: set by single_thread for the calling thread alone
 
 
 def num_threads():
-    """Threads for the elementwise work: TINYALEX_THREADS, else the number of CPUs."""
+    """Threads for the elementwise work: 1 inside :func:`single_thread`, else TINYALEX_THREADS, else the CPUs."""
+    if getattr(_this_thread, "threads", None):
+        return _this_thread.threads
     env = os.environ.get("TINYALEX_THREADS", "").strip()
     if env:
         try:
@@ -53,6 +59,15 @@ def num_threads():
             raise ValueError(f"TINYALEX_THREADS must be a positive integer, got {env!r}")
         return n
     return os.cpu_count() or 1
+
+
+def single_thread(call):
+    """``call()`` with tinyalex's elementwise work in this thread only (no pool), whatever TINYALEX_THREADS says."""
+    _this_thread.threads = 1
+    try:
+        return call()
+    finally:
+        _this_thread.threads = None
 
 
 _pool = {"executor": None, "size": 0, "pid": None, "lock": threading.Lock()}

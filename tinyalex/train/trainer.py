@@ -62,6 +62,7 @@ from .. import backend, models
 from ..data import DATASET_NAMES, DataLoader, Pipeline, Subset, load_dataset, prefetch, train_val_split
 from ..data.checks import check_training_data
 from ..errors import UserError
+from ..fast import step_runner
 from ..fileio import WriteError, atomic_write_text
 from ..layers import Dropout, SoftmaxCrossEntropy
 from ..layers.loss import log_softmax
@@ -694,6 +695,9 @@ class Trainer:
             if isinstance(m, Dropout):
                 m.generators = self.generators
         self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
+        # what runs each step's forward and backward: the model, or on a multi-core CPU the model and
+        # copies of it sharing its parameters, each on a slice of the batch in its own thread
+        self.runner = step_runner(self.model)
 
         # pipeline: fitted on the training part, or restored
         if ck is not None:
@@ -831,7 +835,7 @@ class Trainer:
         epoch = loader.epoch
         dev, bname = input_device(model)
         self._read_interval = 1 if bname == "numpy" else self.read_every
-        model.train()
+        self.runner.train()
         p = self.partial
         bar = tqdm(total=len(loader), initial=loader.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", leave=False, disable=not self._progress, dynamic_ncols=True)
@@ -842,13 +846,13 @@ class Trainer:
                 batch = loader.batch - 1
                 xd = backend.to_device(x.astype(model_dtype(model), copy=False), dev, bname)
                 with backend.device(dev):
-                    logits = model.forward(xd)
+                    logits = self.runner.forward(xd)
                 ldev = backend.device_of(logits)
                 with backend.device(ldev):
                     yd = backend.to_device(y, ldev, bname)
                     loss_arr = self.criterion.forward(logits, yd)
                     dlogits = self.criterion.backward()
-                    model.backward(dlogits)
+                    self.runner.backward(dlogits)
                     self._add_to_sums(loss_arr, logits, yd, len(y))
                 if self.dist is not None:     # g = sum over ranks of (n_r / n) g_r: the global batch's gradient
                     self.dist.allreduce_gradients(model, len(y) / loader.global_batch_size(batch))
@@ -1010,6 +1014,8 @@ class Trainer:
                      f"{self.model.num_parameters():,} parameters -> {self.run_dir or 'memory'}")
             if self.dist is not None:
                 self.log(self.dist.describe())
+            if self.runner is not self.model:
+                self.log(self.runner.describe())
         try:
             with _StopSignals(saves=self.save) as stop:
                 self._run_phases(stop, test)
