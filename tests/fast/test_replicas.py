@@ -152,3 +152,7 @@ def test_a_bad_tinyalex_replicas_names_the_variable(value, monkeypatch):
     monkeypatch.setenv("TINYALEX_REPLICAS", value)
     with pytest.raises(ValueError, match="TINYALEX_REPLICAS must be a positive integer"):
         replica_count()
+
+
+def test_runners_of_one_size_share_one_pool_of_threads():
+    assert step_runner(net(), 2).pool is step_runner(net(), 2).pool

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -61,6 +62,18 @@ def replica_count():
     if not env.isdigit() or int(env) < 1:
         raise ValueError(f"TINYALEX_REPLICAS must be a positive integer (1: no replicas), got {env!r}")
     return int(env)
+
+
+_pools = {"lock": threading.Lock()}      # (pid, n) -> the process's pool of n replica threads, shared by all runners
+
+
+def _pool(n):
+    """The pool that runs the replicas: one per process and size, made again after a fork."""
+    key = (os.getpid(), n)
+    with _pools["lock"]:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinyalex-replica")
+        return _pools[key]
 
 
 def _blas_controller():
@@ -100,7 +113,7 @@ class ThreadReplicas:
     def __init__(self, model, n, blas):
         self.model, self.n, self.blas = model, int(n), blas
         self.replicas = [model] + [self._copy(model) for _ in range(self.n - 1)]
-        self.pool = ThreadPoolExecutor(max_workers=self.n, thread_name_prefix="tinyalex-replica")
+        self.pool = _pool(self.n)
         self.bounds = None
 
     @staticmethod
