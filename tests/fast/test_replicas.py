@@ -128,6 +128,7 @@ def test_backward_before_forward_says_so():
     ("one replica", lambda: (net(), 1)),
     ("the reference layers run as written", lambda: (net(fast=False), 2)),
     ("batch norm sees the whole batch", lambda: (build_model("resnet20-small", seed=0, fast=True), 2)),
+    ("an AlexNet with batch norm too", lambda: (net(batchnorm=True), 2)),
 ])
 def test_the_runner_is_the_model_itself_when_replicas_would_change_or_not_help(why, make):
     m, n = make()

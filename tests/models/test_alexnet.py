@@ -222,3 +222,21 @@ def test_keep_activations_also_works_as_an_attribute_like_sequential():
     net.keep_activations = False
     net.activations.clear()
     assert len(net.activations) == 0 and not net.keep_activations
+
+
+def test_batchnorm_option_puts_a_batch_norm_after_every_conv_before_its_relu():
+    net = build_model("alexnet-small", batchnorm=True, lrn=False)
+    names = list(net.children())
+    for i in range(1, 6):
+        assert names[names.index(f"conv{i}") + 1:names.index(f"conv{i}") + 3] == [f"bn{i}", f"relu{i}"]
+        assert getattr(net, f"bn{i}").num_features == getattr(net, f"conv{i}").out_channels
+    assert "bn1.running_mean" in net.state_dict()
+    assert not any(n.startswith("bn") for n in build_model("alexnet-small").children())    # the paper's net
+
+
+def test_a_batch_norm_alexnet_is_rebuilt_from_its_saved_config(tmp_path):
+    from tinyalex.models import load_model
+    net = build_model("alexnet-small", batchnorm=True, width=0.25)
+    net.save(tmp_path / "bn.npz")
+    again = load_model(tmp_path / "bn.npz")
+    assert again.config["batchnorm"] and again.bn3 is not None

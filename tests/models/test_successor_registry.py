@@ -65,6 +65,8 @@ def test_load_model_rebuilds_a_saved_successor(tmp_path):
 def test_trainer_passes_alexnet_its_options_and_a_successor_only_its_own():
     alex = _model_overrides(TrainConfig(model="alexnet-small", lrn=False, width=0.5), (1, 28, 28))
     assert alex["lrn"] is False and alex["width"] == 0.5 and alex["overlap_pool"] is True
+    assert alex["batchnorm"] is False
+    assert _model_overrides(TrainConfig(model="alexnet-cifar", batchnorm=True), (3, 32, 32))["batchnorm"] is True
     res = _model_overrides(TrainConfig(model="resnet20"), (3, 32, 32))
     assert set(res) == {"input_shape", "dtype", "seed"}
     vgg = _model_overrides(TrainConfig(model="vgg11-cifar", dropout=0.2), (3, 32, 32))
@@ -73,7 +75,7 @@ def test_trainer_passes_alexnet_its_options_and_a_successor_only_its_own():
 
 @pytest.mark.parametrize("field, value, flag", [("lrn", False, "--no-lrn"), ("overlap", False, "--no-overlap"),
                                                 ("width", 0.5, "--width"), ("activation", "tanh", "--activation"),
-                                                ("dropout", 0.1, "--dropout")])
+                                                ("dropout", 0.1, "--dropout"), ("batchnorm", True, "--batchnorm")])
 def test_trainer_refuses_an_alexnet_flag_given_for_a_resnet_naming_it(field, value, flag):
     with pytest.raises(ValueError, match=f"^{flag}: not an option of model 'resnet20'"):
         _model_overrides(TrainConfig(model="resnet20", **{field: value}), (3, 32, 32))

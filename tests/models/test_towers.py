@@ -280,3 +280,22 @@ def test_without_input_gradient_backward_returns_none_and_parameter_gradients_ar
             grads.append({n: B.to_host(g) for n, g in net.named_gradients()})
         for name in grads[0]:
             np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-12, atol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_split_with_batch_norm_equals_grouped_model_each_tower_normalizing_its_own_channels(mode):
+    x, y = _batch()
+    grouped = build_model("alexnet-small", batchnorm=True, lrn=False, **SMALL)
+    getattr(grouped, mode)()
+    masks = _masks(grouped) if mode == "train" else None
+    with B.use_backend("standin"):
+        split = build_model("alexnet-small", batchnorm=True, lrn=False, devices=(0, 1), **SMALL)
+        split.load_state_dict(grouped.state_dict())          # the running statistics too
+        getattr(split, mode)()
+        got = _run(split, x, y, masks)
+    ref = _run(grouped, x, y, masks)
+    if mode == "train":     # batch norm cancels the conv biases: their gradients are 0 up to round-off
+        for run in (ref, got):
+            biases = [k for k in run[3] if k.startswith("conv") and k.endswith(".b")]
+            assert all(abs(run[3].pop(k)).max() < 1e-12 for k in biases)
+    _assert_same(ref, got)

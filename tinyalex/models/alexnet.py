@@ -44,7 +44,7 @@ import numpy
 
 from .. import backend as B
 from ..fast import implementations
-from ..layers import Dropout, Flatten, Linear, Tanh
+from ..layers import BatchNorm2d, Dropout, Flatten, Linear, Tanh
 from ..layers.base import Layer, need_cache
 from .io import read_npz, save_npz
 from .summary import summary
@@ -130,6 +130,9 @@ class AlexNet(Layer):
     lrn_across_towers: False (default): LRN within each tower, as on two GPUs;
         True: across all channels, as Caffe (only with one device).
     overlap_pool: True: max pool 3/2 (section 3.4); False: 2/2.
+    batchnorm: False (the paper). True: a BatchNorm2d after every convolution,
+        before its ReLU (bn1..bn5; Ioffe and Szegedy 2015, not in AlexNet),
+        each tower normalizing its own channels; usually with ``lrn=False``.
     dropout: drop probability after fc6 and fc7 (0.5); 0 leaves drop6, drop7 out.
     dropout_mode: "inverted" (scale 1/(1-p) in training, default) or "paper" (x0.5 at test).
     activation: "relu" (section 3.1) or "tanh" (Figure 1's baseline; relu1..relu7 are then Tanh).
@@ -149,7 +152,7 @@ class AlexNet(Layer):
                  kernel_sizes=(11, 5, 3, 3, 3), strides=(4, 1, 1, 1, 1), paddings=(0, 2, 1, 1, 1),
                  fc_sizes=(4096, 4096), *, width=1.0, lrn=True, lrn_convention="paper", lrn_size=5,
                  lrn_alpha=1e-4, lrn_beta=0.75, lrn_k=2.0, lrn_across_towers=False, overlap_pool=True,
-                 dropout=0.5, dropout_mode="inverted", activation="relu", init="paper", seed=0,
+                 batchnorm=False, dropout=0.5, dropout_mode="inverted", activation="relu", init="paper", seed=0,
                  dtype=numpy.float32, devices=None, backend=None, fast=True, name="alexnet"):
         super().__init__(dtype)
         self.name = name
@@ -162,7 +165,7 @@ class AlexNet(Layer):
             name=name, num_classes=num_classes, input_shape=self.input_shape, **numbers, width=width,
             lrn=bool(lrn), lrn_convention=lrn_convention, lrn_size=lrn_size, lrn_alpha=lrn_alpha,
             lrn_beta=lrn_beta, lrn_k=lrn_k, lrn_across_towers=bool(lrn_across_towers),
-            overlap_pool=bool(overlap_pool), dropout=float(dropout), dropout_mode=dropout_mode,
+            overlap_pool=bool(overlap_pool), batchnorm=bool(batchnorm), dropout=float(dropout), dropout_mode=dropout_mode,
             activation=activation, init=init, seed=seed, dtype=self.dtype.name, fast=bool(fast))
         self._check_arguments()
         self.num_classes = self.config["num_classes"] = int(num_classes)
@@ -189,23 +192,31 @@ class AlexNet(Layer):
             self.channels, cfg["kernel_sizes"], cfg["strides"], cfg["paddings"], self.fc_sizes
         init, Act, pool, lrn, drop = self._layer_makers(L, rng)
         lrn_groups = 1 if cfg["lrn_across_towers"] else 2
-        self.layer_names = ("conv1", "relu1", "lrn1", "pool1", "conv2", "relu2", "lrn2", "pool2",
-                            "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "flatten",
-                            "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
+        self.layer_names = ("conv1", "bn1", "relu1", "lrn1", "pool1", "conv2", "bn2", "relu2", "lrn2", "pool2",
+                            "conv3", "bn3", "relu3", "conv4", "bn4", "relu4", "conv5", "bn5", "relu5", "pool5",
+                            "flatten", "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
+
+        def bn(channels):                # batchnorm=True only (not in the paper); None leaves it out
+            return BatchNorm2d(channels, dtype=dt) if cfg["batchnorm"] else None
 
         self.conv1 = L.Conv2D(C, c1, k1, stride=s1, padding=p1, **init("conv1"))
+        self.bn1 = bn(c1)
         self.relu1 = Act(dt)
         self.lrn1 = GroupLRN(lrn(), lrn_groups) if cfg["lrn"] else None
         self.pool1 = pool()
         self.conv2 = L.Conv2D(c1, c2, k2, stride=s2, padding=p2, groups=2, **init("conv2"))
+        self.bn2 = bn(c2)
         self.relu2 = Act(dt)
         self.lrn2 = GroupLRN(lrn(), lrn_groups) if cfg["lrn"] else None
         self.pool2 = pool()
         self.conv3 = L.Conv2D(c2, c3, k3, stride=s3, padding=p3, **init("conv3"))    # reads both towers
+        self.bn3 = bn(c3)
         self.relu3 = Act(dt)
         self.conv4 = L.Conv2D(c3, c4, k4, stride=s4, padding=p4, groups=2, **init("conv4"))
+        self.bn4 = bn(c4)
         self.relu4 = Act(dt)
         self.conv5 = L.Conv2D(c4, c5, k5, stride=s5, padding=p5, groups=2, **init("conv5"))
+        self.bn5 = bn(c5)
         self.relu5 = Act(dt)
         self.pool5 = pool()
         self.flatten = Flatten(dt)
@@ -235,26 +246,34 @@ class AlexNet(Layer):
         def half(n, t):                 # tower t's share of n kernels / neurons
             return tower_sizes(n)[t]
 
-        self.layer_names = ("input", "conv1", "relu1", "lrn1", "pool1", "conv2", "relu2", "lrn2", "pool2",
-                            "to_conv3", "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5",
-                            "flatten", "to_fc6", "fc6", "relu6", "drop6", "to_fc7", "fc7", "relu7", "drop7",
+        self.layer_names = ("input", "conv1", "bn1", "relu1", "lrn1", "pool1", "conv2", "bn2", "relu2", "lrn2",
+                            "pool2", "to_conv3", "conv3", "bn3", "relu3", "conv4", "bn4", "relu4", "conv5", "bn5",
+                            "relu5", "pool5", "flatten", "to_fc6", "fc6", "relu6", "drop6", "to_fc7", "fc7", "relu7", "drop7",
                             "to_fc8", "fc8", "logits")
+
+        def bn(channels):                # each tower normalizes its own channels
+            return pair(lambda t: BatchNorm2d(half(channels, t), dtype=dt)) if cfg["batchnorm"] else None
 
         self.input = Broadcast(devs, be, dt)                 # the image to both towers
         self.conv1 = pair(lambda t: L.Conv2D(C, half(c1, t), k1, stride=s1, padding=p1, **init("conv1")))
+        self.bn1 = bn(c1)
         self.relu1 = pair(lambda t: Act(dt))
         self.lrn1 = pair(lambda t: lrn()) if cfg["lrn"] else None     # each tower normalizes its own maps
         self.pool1 = pair(lambda t: pool())
         self.conv2 = pair(lambda t: L.Conv2D(half(c1, t), half(c2, t), k2, stride=s2, padding=p2, **init("conv2")))
+        self.bn2 = bn(c2)
         self.relu2 = pair(lambda t: Act(dt))
         self.lrn2 = pair(lambda t: lrn()) if cfg["lrn"] else None
         self.pool2 = pair(lambda t: pool())
         self.to_conv3 = Exchange(devs, be, dt)               # conv3 reads both towers' maps
         self.conv3 = pair(lambda t: L.Conv2D(c2, half(c3, t), k3, stride=s3, padding=p3, **init("conv3")))
+        self.bn3 = bn(c3)
         self.relu3 = pair(lambda t: Act(dt))
         self.conv4 = pair(lambda t: L.Conv2D(half(c3, t), half(c4, t), k4, stride=s4, padding=p4, **init("conv4")))
+        self.bn4 = bn(c4)
         self.relu4 = pair(lambda t: Act(dt))
         self.conv5 = pair(lambda t: L.Conv2D(half(c4, t), half(c5, t), k5, stride=s5, padding=p5, **init("conv5")))
+        self.bn5 = bn(c5)
         self.relu5 = pair(lambda t: Act(dt))
         self.pool5 = pair(lambda t: pool())
         self.flatten = pair(lambda t: Flatten(dt))
@@ -302,7 +321,7 @@ class AlexNet(Layer):
 
     # -- structure ----------------------------------------------------------------------
     def children(self):
-        """The layers in forward order (lrn and dropout left out when switched off)."""
+        """The layers in forward order (lrn, batch norm and dropout left out when switched off)."""
         layers = ((name, getattr(self, name, None)) for name in self.layer_names)
         return OrderedDict((name, layer) for name, layer in layers if layer is not None)
 

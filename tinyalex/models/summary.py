@@ -118,6 +118,8 @@ def summary(model) -> str:
         details.append(f"LRN n={cfg['lrn_size']} alpha={cfg['lrn_alpha']} beta={cfg['lrn_beta']} k={cfg['lrn_k']} "
                        f"convention={cfg['lrn_convention']} "
                        f"{'across all channels' if across else 'within each tower'}")
+    if cfg.get("batchnorm"):
+        details.append("batch norm after every conv (not in the paper)")
     details.append(f"dropout={cfg['dropout']} ({cfg['dropout_mode']})" if cfg["dropout"] else "dropout off")
     details.append("fast implementations" if cfg.get("fast", True) else "reference implementations (fast=False)")
     out.append("; ".join(details))

@@ -145,6 +145,9 @@ def register_cli(subparsers):
     add_quick(g, "--width", "width", 1, type=_positive_float, help="channel-width multiplier")
     g.add_argument("--init", choices=sorted(INITS), default=None, help="weight initialization (default: the model's)")
     g.add_argument("--no-lrn", dest="lrn", action="store_false", help="remove local response normalization")
+    g.add_argument("--batchnorm", action="store_true",
+                   help="batch normalization after every convolution, before its ReLU (not in the paper: "
+                        "Ioffe and Szegedy 2015; usually with --no-lrn)")
     g.add_argument("--lrn-convention", choices=("paper", "caffe"), default=d.lrn_convention,
                    help="LRN alpha per term (paper) or divided by n (caffe)")
     g.add_argument("--no-overlap", dest="overlap", action="store_false", help="2/2 pooling instead of the paper's 3/2")

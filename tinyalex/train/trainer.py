@@ -121,6 +121,7 @@ class TrainConfig:
     lrn: bool = True                     # local response normalization (section 3.3)
     lrn_convention: str = "paper"        # paper | caffe
     overlap: bool = True                 # 3/2 pooling (True) or 2/2 (False), section 3.4
+    batchnorm: bool = False              # a BatchNorm2d after every conv (not in the paper; Ioffe and Szegedy 2015)
     dropout: float = 0.0                 # dropout probability of fc6, fc7 (0 disables; the paper: 0.5)
     dropout_mode: str = "inverted"       # inverted | paper
     activation: str = "relu"             # relu | tanh
@@ -279,7 +280,8 @@ def load_data(cfg: TrainConfig, check=True, **loader_kwargs):
 # The model options of TrainConfig: field -> (builder keyword, flag). A model is given only the ones its
 # builder takes; one it does not take, set to other than the default, is refused (e.g. --no-lrn for resnet20).
 MODEL_OPTIONS = {"lrn": ("lrn", "--no-lrn"), "lrn_convention": ("lrn_convention", "--lrn-convention"),
-                 "overlap": ("overlap_pool", "--no-overlap"), "dropout": ("dropout", "--dropout"),
+                 "overlap": ("overlap_pool", "--no-overlap"), "batchnorm": ("batchnorm", "--batchnorm"),
+                 "dropout": ("dropout", "--dropout"),
                  "dropout_mode": ("dropout_mode", "--dropout-mode"), "activation": ("activation", "--activation"),
                  "width": ("width", "--width"), "init": ("init", "--init")}
 
