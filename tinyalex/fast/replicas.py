@@ -191,4 +191,4 @@ class ThreadReplicas:
                 for a in adds:
                     flat[lo:hi] += a[lo:hi]
 
-            in_chunks(flat.size, work, numpy, item_bytes=4 * (1 + len(adds)) if flat.size > 1 << 16 else 0)
+            in_chunks(flat.size, work, numpy, item_bytes=g.itemsize * (1 + len(adds)) if flat.size > 1 << 16 else 0)
