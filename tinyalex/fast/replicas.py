@@ -164,7 +164,7 @@ class ThreadReplicas:
         self._reseed_dropout(x)
         parts = self._run([lambda r=r, lo=lo, hi=hi: r.forward(x[lo:hi])
                            for r, lo, hi in zip(self.replicas, self.bounds, self.bounds[1:])])
-        return parts[0] if k == 1 else numpy.concatenate(parts)
+        return parts[0] if k == 1 else get_array_module(x).concatenate(parts)
 
     def backward(self, dout):
         if self.bounds is None:
@@ -175,7 +175,9 @@ class ThreadReplicas:
         used = self.replicas[:len(b) - 1]
         parts = self._run([lambda r=r, lo=lo, hi=hi: r.backward(dout[lo:hi]) for r, lo, hi in zip(used, b, b[1:])])
         self._sum_gradients(used)
-        return None if parts[0] is None else (parts[0] if len(parts) == 1 else numpy.concatenate(parts))
+        if parts[0] is None:                           # the model skips the input gradient
+            return None
+        return parts[0] if len(parts) == 1 else get_array_module(dout).concatenate(parts)
 
     def _sum_gradients(self, used):
         """model.grads[w] += each other replica's grads[w], in place, split over threads for large ones."""

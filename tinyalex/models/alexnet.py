@@ -165,8 +165,9 @@ class AlexNet(Layer):
             name=name, num_classes=num_classes, input_shape=self.input_shape, **numbers, width=width,
             lrn=bool(lrn), lrn_convention=lrn_convention, lrn_size=lrn_size, lrn_alpha=lrn_alpha,
             lrn_beta=lrn_beta, lrn_k=lrn_k, lrn_across_towers=bool(lrn_across_towers),
-            overlap_pool=bool(overlap_pool), batchnorm=bool(batchnorm), dropout=float(dropout), dropout_mode=dropout_mode,
-            activation=activation, init=init, seed=seed, dtype=self.dtype.name, fast=bool(fast))
+            overlap_pool=bool(overlap_pool), batchnorm=bool(batchnorm), dropout=float(dropout),
+            dropout_mode=dropout_mode, activation=activation, init=init, seed=seed, dtype=self.dtype.name,
+            fast=bool(fast))
         self._check_arguments()
         self.num_classes = self.config["num_classes"] = int(num_classes)
         self._place(devices, backend)
@@ -248,8 +249,8 @@ class AlexNet(Layer):
 
         self.layer_names = ("input", "conv1", "bn1", "relu1", "lrn1", "pool1", "conv2", "bn2", "relu2", "lrn2",
                             "pool2", "to_conv3", "conv3", "bn3", "relu3", "conv4", "bn4", "relu4", "conv5", "bn5",
-                            "relu5", "pool5", "flatten", "to_fc6", "fc6", "relu6", "drop6", "to_fc7", "fc7", "relu7", "drop7",
-                            "to_fc8", "fc8", "logits")
+                            "relu5", "pool5", "flatten", "to_fc6", "fc6", "relu6", "drop6", "to_fc7", "fc7", "relu7",
+                            "drop7", "to_fc8", "fc8", "logits")
 
         def bn(channels):                # each tower normalizes its own channels
             return pair(lambda t: BatchNorm2d(half(channels, t), dtype=dt)) if cfg["batchnorm"] else None
