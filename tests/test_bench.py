@@ -285,3 +285,10 @@ def test_compare_markdown_shows_each_sides_median_and_spread(compared):
     assert f"| tinyalex step (ms) | {st['time_s'] * 1e3:.0f} ({st['time_min_s'] * 1e3:.0f}-" in text
     assert "median (min-max) of 2 rounds" in text
     assert f"| ratio tinyalex / torch (step time) | {st['ratio']:.2f} | <= 0.5 |" in text
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_benched_step_is_split_over_as_many_thread_replicas_as_threads(threads):
+    res = bench.run_bench(model="alexnet-small", batch=4, layers="none", repeats=1, warmup=0,
+                          memory=False, gemm_n=64, threads=threads, log=lambda *_: None)
+    assert res["threads"]["step_replicas"] == threads

@@ -74,7 +74,7 @@ from . import standin
 from .cli import parse_devices
 from .fast import step_runner
 from .fast.cpu import num_threads
-from .fast.replicas import replica_count
+from .fast.replicas import replicas_for
 from .fileio import atomic_write_text
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy
 from .layers.conv import conv_output_size
@@ -641,7 +641,7 @@ def _run_one(framework, model, batch, layers, repeats, warmup, backend, devices,
     res["machine"] = _machine()
     res["machine"].update(pid=os.getpid(), torch_loaded="torch" in sys.modules)   # which process, what it loaded
     res["blas"] = blas_info()
-    replicas = (replica_count() if framework == "tinyalex" and step_runner(net) is not net else 1)
+    replicas = replicas_for(net) if framework == "tinyalex" else 1
     res["threads"] = dict(numpy_blas=threads, tinyalex_elementwise=num_threads(), step_replicas=replicas,
                           torch=torch.get_num_threads() if torch is not None else None)
     if torch is not None:

@@ -51,7 +51,7 @@ from ..backend import DeviceGenerators, get_array_module
 from ..layers import BatchNorm, Dropout
 from .cpu import in_chunks, num_threads, single_thread
 
-__all__ = ["ThreadReplicas", "step_runner", "replica_count"]
+__all__ = ["ThreadReplicas", "step_runner", "replicas_for", "replica_count"]
 
 
 def replica_count():
@@ -82,8 +82,8 @@ def _blas_controller():
     return controller if controller.lib_controllers else None
 
 
-def step_runner(model, replicas=None):
-    """What runs a training step's forward and backward: ThreadReplicas(model, n) or the model itself.
+def replicas_for(model, replicas=None):
+    """How many replicas :func:`step_runner` splits ``model``'s step over (1: none).
 
     Replicas only where they compute exactly the model's step and can be
     faster: NumPy arrays, the fast layers (a model built with ``fast=False``
@@ -94,12 +94,16 @@ def step_runner(model, replicas=None):
     params = model.parameters()
     if (n < 2 or not getattr(model, "config", {}).get("fast", False)
             or not params or any(get_array_module(p) is not numpy for p in params)
-            or any(isinstance(layer, BatchNorm) for _, layer in model.named_layers())):
-        return model
-    blas = _blas_controller()
-    if blas is None:
-        return model
-    return ThreadReplicas(model, n, blas)
+            or any(isinstance(layer, BatchNorm) for _, layer in model.named_layers())
+            or _blas_controller() is None):
+        return 1
+    return n
+
+
+def step_runner(model, replicas=None):
+    """What runs a training step's forward and backward: ThreadReplicas(model, n) or the model itself."""
+    n = replicas_for(model, replicas)
+    return model if n == 1 else ThreadReplicas(model, n, _blas_controller())
 
 
 class ThreadReplicas:
