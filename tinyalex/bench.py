@@ -72,9 +72,8 @@ import threadpoolctl
 from . import backend as B
 from . import standin
 from .cli import parse_devices
-from .fast import step_runner
 from .fast.cpu import num_threads
-from .fast.replicas import replicas_for
+from .fast.replicas import replicas_for, step_runner
 from .fileio import atomic_write_text
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy
 from .layers.conv import conv_output_size

@@ -39,7 +39,8 @@ import numpy
 
 from ..backend import device_of, get_array_module
 
-__all__ = ["num_threads", "single_thread", "in_chunks", "Workspaces", "grad_buffer", "zero_operand", "keep_freed_memory"]
+__all__ = ["num_threads", "single_thread", "in_chunks", "Workspaces", "grad_buffer", "zero_operand",
+           "keep_freed_memory"]
 
 
 _this_thread = threading.local()      # .threads: set by single_thread for the calling thread alone

@@ -40,6 +40,7 @@ reproducible and resumable from its checkpoint.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -76,8 +77,11 @@ def _pool(n):
         return _pools[key]
 
 
+@functools.lru_cache(maxsize=1)
 def _blas_controller():
-    """threadpoolctl's controller of the BLAS libraries NumPy loaded, or None when it knows none of them."""
+    """threadpoolctl's controller of the BLAS libraries NumPy loaded, or None when it knows none of them.
+
+    Found once per process (NumPy loads its BLAS when it is imported, before this runs)."""
     controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
     return controller if controller.lib_controllers else None
 
