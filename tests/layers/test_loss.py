@@ -146,3 +146,40 @@ def test_loss_on_a_device_reads_nothing_back_to_the_host(monkeypatch):
         out = loss.forward(logits, labels)
         dlogits = loss.backward()
     assert out.device == 1 and dlogits.device == 1
+
+
+def test_label_smoothing_loss_is_cross_entropy_against_the_smoothed_targets(rng):
+    logits, labels, e = rng.standard_normal((5, 4)), rng.integers(0, 4, 5), 0.1
+    q = (1 - e) * np.eye(4)[labels] + e / 4
+    expected = -(q * log_softmax(logits)).sum(axis=1).mean()
+    assert SoftmaxCrossEntropy(f64, label_smoothing=e).forward(logits, labels).item() == pytest.approx(expected,
+                                                                                                      rel=1e-14)
+
+
+def test_label_smoothing_gradient_is_softmax_minus_smoothed_targets_over_n(rng):
+    logits, labels, e = rng.standard_normal((4, 5)), np.array([0, 4, 2, 2]), 0.2
+    loss = SoftmaxCrossEntropy(f64, label_smoothing=e)
+    loss.forward(logits, labels)
+    expected = (softmax(logits) - ((1 - e) * np.eye(5)[labels] + e / 5)) / 4
+    np.testing.assert_allclose(loss.backward(), expected, rtol=1e-13)
+
+
+def test_label_smoothing_gradients_match_numerical(rng):
+    res = gradcheck(SoftmaxCrossEntropy(f64, label_smoothing=0.1), rng.standard_normal((4, 6)) * 3,
+                    rng.integers(0, 6, 4))
+    assert res.passed(1e-6)
+
+
+def test_label_smoothing_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    logits, labels = rng.standard_normal((6, 10)), rng.integers(0, 10, 6)
+    ours = SoftmaxCrossEntropy(f64, label_smoothing=0.1).forward(logits, labels).item()
+    theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels),
+                                               label_smoothing=0.1).item()
+    assert ours == pytest.approx(theirs, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0])
+def test_label_smoothing_outside_0_1_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        SoftmaxCrossEntropy(label_smoothing=bad)

@@ -82,7 +82,8 @@ def test_resume_with_more_epochs_continues_the_run(run_dir, tmp_path, capsys):
 @pytest.mark.parametrize("args, names", [
     (["--dataset", "mnist"], ["--dataset", "fashion-mnist", "cifar10", "imagefolder", "synthetic"]),
     (["--model", "vgg"], ["--model", "alexnet-small", "alexnet-cifar"]),
-    (["--schedule", "cosine"], ["--schedule", "plateau", "step"]),
+    (["--schedule", "linear"], ["--schedule", "plateau", "step", "cosine"]),
+    (["--label-smoothing", "1"], ["--label-smoothing", "[0, 1)"]),
     (["--backend", "torch"], ["--backend", "numpy", "cupy", "standin"]),
     (["--devices", "0,1,2"], ["--devices", "0,1"]),
     (["--lr", "-1"], ["--lr", "> 0"]),
@@ -125,3 +126,10 @@ def test_quick_fills_only_what_was_not_given():
     assert plain.limit_train is None and plain.width is None and plain.time_limit is None
     assert (plain.epochs, plain.batch_size, plain.lr, plain.dropout, plain.schedule, plain.step_epochs) == (
         7, 128, 0.02, 0.0, "step", [5, 6])
+
+
+def test_cosine_schedule_and_label_smoothing_reach_the_run_config(tmp_path):
+    out = tmp_path / "cos"
+    assert main(["train", *TINY, "--schedule", "cosine", "--label-smoothing", "0.1", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert (config["schedule"], config["label_smoothing"]) == ("cosine", 0.1)

@@ -1,4 +1,5 @@
 """The paper's schedule: divide lr by 10 when validation error stops improving, at most 3 times."""
+import numpy as np
 import pytest
 
 from tinyalex.train.schedule import ReduceOnPlateau, StepSchedule, make_schedule
@@ -63,13 +64,46 @@ def test_plateau_refuses_bad_settings_by_name(bad):
 
 
 def test_unknown_schedule_name_lists_the_choices():
-    with pytest.raises(ValueError, match="plateau, step, time, none"):
-        make_schedule("cosine")
+    with pytest.raises(ValueError, match="plateau, step, time, cosine, none"):
+        make_schedule("linear")
 
 
 def test_time_schedule_divides_at_the_budget_fractions():
     from tinyalex.train.schedule import TimeSchedule
 
     opt, s = _Opt(1.0), TimeSchedule(100.0, fractions=(0.6, 0.85))
-    assert [s.step_time(t, opt) for t in (10, 59, 60, 70, 86, 99)] == [False, False, True, False, True, False]
+    assert [s.after_step(0, t, opt) for t in (10, 59, 60, 70, 86, 99)] == [False, False, True, False, True, False]
     assert opt.lr == pytest.approx(0.01)
+
+
+def test_cosine_over_a_time_budget_starts_at_base_lr_and_halves_midway():
+    opt, s = _Opt(0.05), make_schedule("cosine", base_lr=0.05, time_limit_seconds=100.0, total_steps=7)
+    lrs = []
+    for t in (0.0, 25.0, 50.0, 100.0, 130.0):
+        assert s.after_step(3, t, opt) is False          # smooth: nothing to log as a reduction
+        lrs.append(opt.lr)
+    # at the end of the budget the run stops: the last rate stays (SGD refuses a rate of 0)
+    np.testing.assert_allclose(lrs, [0.05, 0.05 * (1 + np.sqrt(0.5)) / 2, 0.025, 0.025, 0.025], atol=1e-15)
+
+
+def test_cosine_without_a_time_budget_follows_the_step_count():
+    opt, s = _Opt(1.0), make_schedule("cosine", base_lr=1.0, total_steps=10)
+    lrs = []
+    for k in (0, 5, 9):
+        s.after_step(k, 1e9, opt)                           # the clock is ignored without a budget
+        lrs.append(opt.lr)
+    np.testing.assert_allclose(lrs, [1.0, 0.5, 0.5 * (1 + np.cos(0.9 * np.pi))], atol=1e-15)
+
+
+def test_cosine_is_untouched_by_epoch_ends_and_resumes_from_its_state():
+    opt, s = _Opt(1.0), make_schedule("cosine", base_lr=1.0, total_steps=4)
+    assert s.step(0, 0.5, opt) is False and opt.lr == 1.0
+    again = make_schedule("cosine", base_lr=1.0, total_steps=4).load_state_dict(s.state_dict())
+    assert again.state_dict() == s.state_dict()
+    with pytest.raises(ValueError, match="state is of a 'step' schedule"):
+        again.load_state_dict(StepSchedule().state_dict())
+
+
+def test_cosine_without_the_run_length_is_refused():
+    with pytest.raises(ValueError, match="needs the run's length"):
+        make_schedule("cosine", base_lr=0.1)

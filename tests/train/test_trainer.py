@@ -212,3 +212,35 @@ def test_the_log_says_when_each_step_is_split_over_thread_replicas(tiny_config, 
     said = [line for line in lines if "split over" in line]
     assert said == ["each step's batch split over 2 threads, each running a replica of the model with one BLAS "
                     "thread (tinyalex/fast/replicas.py; TINYALEX_REPLICAS=1 turns it off)"]
+
+
+def test_a_cosine_run_lowers_the_rate_every_step_and_resumes_bit_identical(tiny_config, tiny_model, quiet,
+                                                                                    tmp_path):
+    lrs = []
+    full = fit(tiny_config(epochs=2, schedule="cosine", out=str(tmp_path / "full")), model=tiny_model(),
+               on_step=lambda t: lrs.append(t.optimizer.lr), log=quiet)
+    # 4 batches per epoch, 8 steps: after step k the rate for step k + 1 is lr(k / 8), down to lr(7 / 8)
+    assert len(lrs) == 8 and lrs[-1] == lrs[-2] > 0
+    np.testing.assert_allclose(lrs[3], 0.005 * 0.5 * (1 + np.cos(np.pi * 4 / 8)), rtol=1e-12)
+    np.testing.assert_allclose(lrs[6], 0.005 * 0.5 * (1 + np.cos(np.pi * 7 / 8)), rtol=1e-12)
+    assert all(a > b for a, b in zip(lrs[:7], lrs[1:7]))
+
+    def press_ctrl_c(trainer):
+        if trainer.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(epochs=2, schedule="cosine", out=str(tmp_path / "cut")), model=tiny_model(),
+            on_step=press_ctrl_c, log=quiet)
+    resumed = fit(tiny_config(epochs=2, schedule="cosine"), resume=tmp_path / "cut", model=tiny_model(), log=quiet)
+    a, b = _weights(full.run_dir / "model.npz"), _weights(resumed.run_dir / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_label_smoothing_reaches_the_training_loss_and_is_kept_in_the_run_config(tiny_config, tiny_model, quiet):
+    seen = []
+    h = fit(tiny_config(epochs=1, label_smoothing=0.1), model=tiny_model(),
+            on_step=lambda t: seen.append(t.criterion.label_smoothing), log=quiet)
+    assert set(seen) == {0.1}
+    assert json.loads((h.run_dir / "config.json").read_text())["train_config"]["label_smoothing"] == 0.1

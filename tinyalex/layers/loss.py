@@ -35,11 +35,32 @@ class SoftmaxCrossEntropy(Layer):
     ``forward(logits, labels)`` returns the loss as a 0-d array on the
     logits' device (read it with ``float(to_host(loss))``);
     ``backward(dout=1.0)`` returns dL/dlogits.
+
+    Label smoothing (``label_smoothing=e > 0``, not in the paper; Szegedy
+    et al. 2016, "Rethinking the Inception architecture") trains on the
+    target q = (1 - e) onehot(y) + e / K instead of onehot(y):
+
+    .. math::
+        L = -\frac{1}{N} \sum_n \sum_k q_{n,k} \log p_{n,k}, \qquad
+        \frac{\partial L}{\partial z} = \frac{1}{N}\,(p - q)
+
+    so the net is never pushed to make one logit infinitely larger than
+    the rest. ``e = 0`` is the formula above.
     """
 
-    def __init__(self, dtype=numpy.float32):
+    def __init__(self, dtype=numpy.float32, label_smoothing=0.0):
         super().__init__(dtype)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         self.probs = None
+
+    def targets(self, labels, K, dtype):
+        """q (N, K): onehot(labels), smoothed to (1 - e) onehot + e / K when label_smoothing = e."""
+        xp = get_array_module(labels)
+        onehot = (xp.arange(K).reshape(1, K) == labels.reshape(-1, 1)).astype(dtype)
+        e = self.label_smoothing
+        return onehot if e == 0 else onehot * dtype.type(1 - e) + dtype.type(e / K)
 
     def forward(self, logits, labels):
         xp = get_array_module(logits)
@@ -61,14 +82,15 @@ class SoftmaxCrossEntropy(Layer):
         self.probs = xp.exp(logp)
         self.labels = labels
         picked = xp.take_along_axis(logp, labels.reshape(N, 1).astype(xp.int64), axis=1)
-        return -picked.sum() / logits.dtype.type(N)
+        if self.label_smoothing == 0:
+            return -picked.sum() / logits.dtype.type(N)
+        e = logits.dtype.type(self.label_smoothing)   # -(1 - e) log p_y - (e / K) sum_k log p_k
+        return -((1 - e) * picked.sum() + e / K * logp.sum()) / logits.dtype.type(N)
 
     def backward(self, dout=1.0):
         need_cache(self, "probs")
         if getattr(dout, "ndim", 0) != 0:
             raise shape_error(self, "dout (the gradient of the scalar loss)", "a scalar", tuple(dout.shape))
-        xp = get_array_module(self.probs)
         N, K = self.probs.shape
-        onehot = xp.arange(K).reshape(1, K) == self.labels.reshape(N, 1)
         dt = self.probs.dtype.type
-        return (self.probs - onehot.astype(self.probs.dtype)) * (dout / dt(N))
+        return (self.probs - self.targets(self.labels, K, self.probs.dtype)) * (dout / dt(N))

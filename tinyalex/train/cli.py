@@ -161,9 +161,12 @@ def register_cli(subparsers):
     add_quick(g, "--lr", "lr", d.lr, type=_positive_float, help="initial learning rate")
     g.add_argument("--momentum", type=_fraction, default=d.momentum, help="momentum of the velocity")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="weight decay in the update")
+    g.add_argument("--label-smoothing", type=_fraction, default=d.label_smoothing, metavar="E",
+                   help="train on targets (1 - E) one-hot + E / classes (not in the paper; 0: off)")
     add_quick(g, "--schedule", "schedule", d.schedule, choices=SCHEDULES,
               help="plateau: lr/10 when validation error stops improving (the paper); step: at --step-epochs; "
-                   "time: at 60%% and 85%% of --time-limit")
+                   "time: at 60%% and 85%% of --time-limit; cosine: down to 0 along half a cosine over "
+                   "--time-limit, or over --epochs without one")
     g.add_argument("--patience", type=_positive_int, default=d.patience, help="plateau: epochs without improvement")
     g.add_argument("--max-reductions", type=int, default=d.max_reductions, help="at most this many lr reductions")
     g.add_argument("--step-epochs", type=_step_epochs, default=d.step_epochs,

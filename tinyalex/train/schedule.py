@@ -8,12 +8,16 @@ and reduced three times prior to termination."
 
 :class:`ReduceOnPlateau` automates that heuristic; :class:`StepSchedule`
 divides at fixed epochs instead (predictable run time, handy for short runs).
+Not in the paper: :class:`TimeSchedule` divides at fractions of a time
+budget, :class:`CosineSchedule` lowers the rate smoothly to 0 over the run.
 
-Both are called once at the end of every epoch::
+All are called once at the end of every epoch::
 
     reduced = schedule.step(epoch, val_error, optimizer)   # may set optimizer.lr
 
-and both have ``state_dict()`` / ``load_state_dict()`` for exact resume.
+the last two also after every SGD step (``schedule.after_step(step,
+elapsed_seconds, optimizer)``); all have ``state_dict()`` /
+``load_state_dict()`` for exact resume.
 """
 from __future__ import annotations
 
@@ -136,7 +140,7 @@ class TimeSchedule:
     For runs limited by wall-clock time (``--time-limit``) rather than by
     epochs: with ``fractions=(0.6, 0.85)`` the rate drops after 60% and 85%
     of ``limit_seconds``. Checked after every SGD step with
-    :meth:`step_time`. (Not in the paper; it makes "the best net in 30
+    :meth:`after_step`. (Not in the paper; it makes "the best net in 30
     minutes" a well-defined run whatever the machine's load. Time-based
     decisions are not reproducible bit for bit.)
     """
@@ -150,8 +154,8 @@ class TimeSchedule:
         self.limit_seconds, self.fractions, self.factor = float(limit_seconds), fractions, float(factor)
         self.reductions = 0
 
-    def step_time(self, elapsed_seconds, optimizer):
-        """Reduce lr if the next fraction of the budget has passed; True if it did."""
+    def after_step(self, step, elapsed_seconds, optimizer):
+        """After an SGD step: reduce lr if the next fraction of the budget has passed; True if it did."""
         if self.reductions < len(self.fractions) and \
                 elapsed_seconds >= self.fractions[self.reductions] * self.limit_seconds:
             optimizer.lr = optimizer.lr * self.factor
@@ -175,14 +179,86 @@ class TimeSchedule:
         return f"TimeSchedule(limit_seconds={self.limit_seconds}, fractions={self.fractions}, factor={self.factor})"
 
 
-SCHEDULES = ("plateau", "step", "time", "none")
+class CosineSchedule:
+    r"""Lower the learning rate along half a cosine, from ``base_lr`` to 0 at the end of the run.
+
+    .. math::
+        \text{lr}(t) = \text{base\_lr} \cdot \tfrac{1}{2}\,(1 + \cos \pi t), \qquad
+        t = \text{the fraction of the run done, in } [0, 1]
+
+    ``t`` is the fraction of the time budget (``limit_seconds``, from
+    ``--time-limit``) when there is one, else of ``total_steps`` (epochs x
+    batches per epoch): after k steps the next one uses lr(k / total_steps).
+    Set after every SGD step by :meth:`after_step`.
+    Not in the paper (Loshchilov and Hutter 2017, without restarts): on a
+    fixed budget it spends no time at a rate too high to settle and none at
+    one too low to move, where the paper's divisions by 10 jump between them.
+    Nothing in it changes as it runs (the rate is a function of the run's
+    progress), so a resumed run simply continues the curve.
+    """
+
+    def __init__(self, base_lr, limit_seconds=None, total_steps=None):
+        if not base_lr > 0:
+            raise ValueError(f"CosineSchedule: base_lr must be > 0, got {base_lr}")
+        if limit_seconds is None and total_steps is None:
+            raise ValueError("CosineSchedule: needs the run's length: limit_seconds (--time-limit) or total_steps")
+        if limit_seconds is not None and not limit_seconds > 0:
+            raise ValueError(f"CosineSchedule: limit_seconds must be > 0, got {limit_seconds}")
+        if total_steps is not None and int(total_steps) < 1:
+            raise ValueError(f"CosineSchedule: total_steps must be >= 1, got {total_steps}")
+        self.base_lr = float(base_lr)
+        self.limit_seconds = None if limit_seconds is None else float(limit_seconds)
+        self.total_steps = None if total_steps is None else int(total_steps)
+
+    def fraction(self, step, elapsed_seconds):
+        """t: the fraction of the run done after ``step`` SGD steps and ``elapsed_seconds`` of it."""
+        done = (elapsed_seconds / self.limit_seconds if self.limit_seconds is not None
+                else step / self.total_steps)
+        return min(max(done, 0.0), 1.0)
+
+    def lr_at(self, t):
+        return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def after_step(self, step, elapsed_seconds, optimizer):
+        """Set the rate for the next step; returns False (a smooth change is not a reduction to log).
+
+        At t = 1 the run is over and the rate stays as it was (SGD refuses a rate of 0); just
+        below 1 it is kept at least a millionth of ``base_lr`` for the same reason.
+        """
+        t = self.fraction(step, elapsed_seconds)
+        if t < 1.0:
+            optimizer.lr = max(self.lr_at(t), 1e-6 * self.base_lr)
+        return False
+
+    def step(self, epoch, val_error, optimizer):
+        return False          # the rate is set after every step
+
+    def state_dict(self):
+        return {"kind": "cosine", "base_lr": self.base_lr, "limit_seconds": self.limit_seconds,
+                "total_steps": self.total_steps}
+
+    def load_state_dict(self, state):
+        if state.get("kind") != "cosine":
+            raise ValueError(f"CosineSchedule.load_state_dict: the state is of a {state.get('kind')!r} schedule")
+        return self           # nothing to restore: the curve is a function of progress and the settings
+
+    def __repr__(self):
+        length = (f"limit_seconds={self.limit_seconds}" if self.limit_seconds is not None
+                  else f"total_steps={self.total_steps}")
+        return f"CosineSchedule(base_lr={self.base_lr}, {length})"
+
+
+SCHEDULES = ("plateau", "step", "time", "cosine", "none")
 
 
 def make_schedule(kind, patience=2, max_reductions=3, step_epochs=10, factor=0.1, threshold=1e-3,
-                  time_limit_seconds=None):
-    """Build a schedule by name: 'plateau' (the paper), 'step', 'time' (needs a time limit), 'none'."""
+                  time_limit_seconds=None, base_lr=None, total_steps=None):
+    """Build a schedule by name: 'plateau' (the paper), 'step', 'time' (needs a time limit),
+    'cosine' (needs base_lr and the time limit or total_steps), 'none'."""
     if kind == "time":
         return TimeSchedule(time_limit_seconds, factor=factor)
+    if kind == "cosine":
+        return CosineSchedule(base_lr, limit_seconds=time_limit_seconds, total_steps=total_steps)
     if kind == "plateau":
         return ReduceOnPlateau(factor, patience, max_reductions, threshold)
     if kind == "step":

@@ -69,7 +69,7 @@ from ..layers.loss import log_softmax
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Distributed, abort_job, rank_seed_suffix
 from .runfolder import open_run_folder
-from .schedule import SCHEDULES, make_schedule
+from .schedule import SCHEDULES, CosineSchedule, make_schedule
 from .sgd import SGD
 
 # tinyalex.viz (matplotlib) is the one package module imported where it is used, when a run draws its
@@ -135,7 +135,8 @@ class TrainConfig:
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "step"               # plateau (the paper) | step | time | none
+    label_smoothing: float = 0.0         # targets (1 - e) onehot + e / K (not in the paper; Szegedy et al. 2016)
+    schedule: str = "step"               # plateau (the paper) | step | time | cosine | none
     patience: int = 2                    # plateau: epochs without improvement before lr / 10
     max_reductions: int = 3              # at most this many reductions (3 in the paper)
     step_epochs: int | list = field(default_factory=lambda: [5, 6])   # step: lr/10 after these epochs, or every N
@@ -172,6 +173,8 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("limit_train", "limit_test"):
             v = getattr(self, name)
             if v is not None and int(v) < 1:
@@ -696,7 +699,7 @@ class Trainer:
         for _, m in self.model.named_layers():
             if isinstance(m, Dropout):
                 m.generators = self.generators
-        self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model))
+        self.criterion = SoftmaxCrossEntropy(dtype=model_dtype(self.model), label_smoothing=cfg.label_smoothing)
         # what runs each step's forward and backward: the model, or on a multi-core CPU the model and
         # copies of it sharing its parameters, each on a slice of the batch in its own thread
         self.runner = step_runner(self.model)
@@ -716,7 +719,8 @@ class Trainer:
         self.optimizer = SGD(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.schedule = make_schedule(cfg.schedule, patience=cfg.patience, max_reductions=cfg.max_reductions,
                                       step_epochs=cfg.step_epochs,
-                                      time_limit_seconds=60 * cfg.time_limit if cfg.time_limit else None)
+                                      time_limit_seconds=60 * cfg.time_limit if cfg.time_limit else None,
+                                      base_lr=cfg.lr, total_steps=cfg.epochs * len(self.loader))
         self.history = History(self.run_dir)
         self.step = 0
         self.elapsed = 0.0            # seconds spent in training steps (sum of epoch_time)
@@ -728,6 +732,8 @@ class Trainer:
             self._restore(ck)
             if "lr" in overrides:        # --resume --lr: the new rate replaces the saved one
                 self.optimizer.lr = float(overrides["lr"])
+                if isinstance(self.schedule, CosineSchedule):   # and tops the cosine from here on
+                    self.schedule.base_lr = float(overrides["lr"])
 
     # -- state ------------------------------------------------------------------------
     def _meta(self, kind):
@@ -879,7 +885,7 @@ class Trainer:
                     wall = self.dist.bcast(wall)
                     if self.dist.any([bool(stop.requested)])[0] and not stop.requested:
                         stop.requested = signal.SIGINT
-                if hasattr(self.schedule, "step_time") and self.schedule.step_time(wall, self.optimizer):
+                if hasattr(self.schedule, "after_step") and self.schedule.after_step(self.step, wall, self.optimizer):
                     self.log(f"{wall / 60:.1f} min of the {cfg.time_limit:g} min budget: lr -> {self.optimizer.lr:g}")
                 if self.on_step is not None:
                     self.on_step(self)
@@ -1018,6 +1024,10 @@ class Trainer:
                 self.log(self.dist.describe())
             if self.runner is not self.model:
                 self.log(self.runner.describe())
+            if isinstance(self.schedule, CosineSchedule):
+                over = (f"{cfg.time_limit:g} min" if self.schedule.limit_seconds is not None
+                        else f"{self.schedule.total_steps} steps")
+                self.log(f"lr follows a cosine from {cfg.lr:g} to 0 over {over}")
         try:
             with _StopSignals(saves=self.save) as stop:
                 self._run_phases(stop, test)
