@@ -49,6 +49,23 @@ def test_train_transform_is_composition_in_documented_order(train_set):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_erasing_comes_last_and_blanks_to_the_mean(train_set):
+    plain = Pipeline(crop=5, pca=False).fit(train_set)
+    erasing = Pipeline(crop=5, pca=False, erase=1.0).fit(train_set)
+    x, _ = train_set.get_batch(np.arange(6))
+    a, b = plain.train_transform(x, np.random.default_rng(4)), erasing.train_transform(x, np.random.default_rng(4))
+    blank = (b == 0).all(axis=1)                  # every image erased somewhere, to 0: the training mean
+    assert blank.any(axis=(1, 2)).all()
+    np.testing.assert_array_equal(b[:, :, ~blank.any(axis=0)], a[:, :, ~blank.any(axis=0)])
+    assert erasing.config()["erase"] == 1.0 and Pipeline.from_state_dict(erasing.state_dict()).erase == 1.0
+    np.testing.assert_array_equal(erasing.eval_transform(x), plain.eval_transform(x))   # training only
+
+
+def test_erase_outside_0_1_is_refused_by_name():
+    with pytest.raises(ValueError, match="erase must be a probability"):
+        Pipeline(erase=1.5)
+
+
 def test_train_transform_reproducible_by_rng(train_set):
     pipe = Pipeline(crop=5).fit(train_set)
     x, _ = train_set.get_batch(np.arange(6))

@@ -6,7 +6,7 @@ from PIL import Image
 from tinyalex.data import (ArrayDataset, average_ten_crop_predictions, center_crop,
                            center_crop_batch, compute_mean_image, crop_batch, default_crop_size,
                            fit_pca_color, hflip, pca_color_augment, pca_from_covariance,
-                           random_crop, random_flip, resize_and_center_crop,
+                           random_crop, random_erase, random_flip, resize_and_center_crop,
                            rescale_shorter_side, subtract_mean, ten_crop)
 
 
@@ -117,6 +117,50 @@ def test_random_flip_flips_exactly_the_images_chosen_by_rng():
     assert 0 < chosen.sum() < 8
     for n in range(8):
         np.testing.assert_array_equal(out[n], x[n, :, :, ::-1] if chosen[n] else x[n])
+
+
+# ------------------------------------------------------------ random erasing
+
+
+def _erased(x, out):
+    """(N, H, W) bool: where out was set to 0 over all channels and x was not 0."""
+    return (out == 0).all(axis=1) & (x != 0).all(axis=1)
+
+
+def test_random_erase_blanks_one_rectangle_in_exactly_the_images_chosen_by_rng():
+    x = _ramp(n=40, h=12, w=10) + 1
+    out = random_erase(x, np.random.default_rng(5), p=0.5)
+    chosen = np.random.default_rng(5).random(40) < 0.5
+    assert 0 < chosen.sum() < 40
+    mask = _erased(x, out)
+    for n in range(40):
+        rows, cols = np.nonzero(mask[n])
+        if not chosen[n]:
+            np.testing.assert_array_equal(out[n], x[n])
+            continue
+        top, left, h, w = rows.min(), cols.min(), np.ptp(rows) + 1, np.ptp(cols) + 1
+        assert mask[n].sum() == h * w                                    # a full rectangle
+        np.testing.assert_array_equal(out[n][:, ~mask[n]], x[n][:, ~mask[n]])   # the rest untouched
+        assert 0.3 / 1.5 <= h / w <= 3.3 * 1.5                           # ratio range, up to rounding
+
+
+def test_random_erase_areas_stay_within_the_range_up_to_rounding_and_clipping():
+    x = np.ones((2000, 1, 28, 28), np.float32)
+    out = random_erase(x, np.random.default_rng(0), p=1.0, area=(0.02, 0.4))
+    fraction = (out[:, 0] == 0).mean(axis=(1, 2))
+    assert fraction.min() >= 0.01 and fraction.max() <= 0.5
+    assert 0.17 < fraction.mean() < 0.23          # about the mean of U(0.02, 0.4), 0.21, less clipping
+
+
+def test_random_erase_with_p_0_returns_the_images_unchanged():
+    x = _ramp(n=5)
+    np.testing.assert_array_equal(random_erase(x, np.random.default_rng(0), p=0.0), x)
+
+
+def test_random_erase_reaches_every_position_of_the_image():
+    x = np.ones((3000, 1, 8, 8), np.float32)
+    out = random_erase(x, np.random.default_rng(1), p=1.0)
+    assert (out[:, 0] == 0).any(axis=0).all()     # every pixel erased in some image, corners included
 
 
 # ------------------------------------------------------------ PCA colour

@@ -84,6 +84,7 @@ def test_resume_with_more_epochs_continues_the_run(run_dir, tmp_path, capsys):
     (["--model", "vgg"], ["--model", "alexnet-small", "alexnet-cifar"]),
     (["--schedule", "linear"], ["--schedule", "plateau", "step", "cosine"]),
     (["--label-smoothing", "1"], ["--label-smoothing", "[0, 1)"]),
+    (["--erase", "1.5"], ["--erase", "[0, 1]"]),
     (["--backend", "torch"], ["--backend", "numpy", "cupy", "standin"]),
     (["--devices", "0,1,2"], ["--devices", "0,1"]),
     (["--lr", "-1"], ["--lr", "> 0"]),
@@ -128,8 +129,11 @@ def test_quick_fills_only_what_was_not_given():
         7, 128, 0.02, 0.0, "step", [5, 6])
 
 
-def test_cosine_schedule_and_label_smoothing_reach_the_run_config(tmp_path):
+def test_cosine_schedule_label_smoothing_and_erasing_reach_the_run_config(tmp_path):
     out = tmp_path / "cos"
-    assert main(["train", *TINY, "--schedule", "cosine", "--label-smoothing", "0.1", "--out", str(out)]) == 0
-    config = json.loads((out / "config.json").read_text())["train_config"]
-    assert (config["schedule"], config["label_smoothing"]) == ("cosine", 0.1)
+    assert main(["train", *TINY, "--schedule", "cosine", "--label-smoothing", "0.1", "--erase", "0.5",
+                 "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    config = saved["train_config"]
+    assert (config["schedule"], config["label_smoothing"], config["erase"]) == ("cosine", 0.1, 0.5)
+    assert saved["pipeline"]["erase"] == 0.5

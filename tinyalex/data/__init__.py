@@ -25,8 +25,8 @@ from .sources import ENV_VAR, user_cache_dir
 from .transforms import (PIXEL_SCALE, Pipeline, average_ten_crop_predictions, center_crop,
                          center_crop_batch, compute_mean_image, crop_batch, default_crop_size,
                          fit_pca_color, hflip, image_statistics, pca_color_augment,
-                         pca_from_covariance, random_crop, random_flip, resize_and_center_crop,
-                         rescale_shorter_side, subtract_mean, ten_crop, to_float)
+                         pca_from_covariance, random_crop, random_erase, random_flip,
+                         resize_and_center_crop, rescale_shorter_side, subtract_mean, ten_crop, to_float)
 
 __all__ = [
     "ArrayDataset", "Relabeled", "Subset", "as_indices", "train_val_split",
@@ -39,6 +39,6 @@ __all__ = [
     "PIXEL_SCALE", "Pipeline", "average_ten_crop_predictions", "center_crop",
     "center_crop_batch", "compute_mean_image", "crop_batch", "default_crop_size",
     "fit_pca_color", "hflip", "image_statistics", "pca_color_augment", "pca_from_covariance",
-    "random_crop", "random_flip", "resize_and_center_crop", "rescale_shorter_side",
+    "random_crop", "random_erase", "random_flip", "resize_and_center_crop", "rescale_shorter_side",
     "subtract_mean", "ten_crop", "to_float",
 ]

@@ -258,6 +258,36 @@ def random_flip(x, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
     return np.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
+def random_erase(x, rng: np.random.Generator, p: float = 0.5, area=(0.02, 0.4), ratio=(0.3, 3.3)) -> np.ndarray:
+    """Random erasing (Zhong et al. 2017; not in the paper): blank one rectangle in some images.
+
+    Each image is erased with probability ``p``. Its rectangle covers a
+    fraction s ~ U(area) of the H x W image with aspect ratio r = h/w drawn
+    log-uniformly from ``ratio``: h = round(sqrt(s H W r)), w = round(sqrt(s H W / r)),
+    clipped to the image, at a uniformly random position where it fits. It is
+    set to 0, which after mean subtraction is the training mean (torchvision's
+    ``RandomErasing`` default; the paper of Zhong et al. fills with noise).
+    A net that must classify a shirt with a sleeve missing learns to use the
+    whole garment. Draws from ``rng`` in this order, one of each per image:
+    erase decisions, areas, log ratios, tops, lefts. x: (N, C, H, W) float;
+    returns a new array (all channels of the rectangle are erased).
+    """
+    x = np.asarray(x)
+    n, _, height, width = x.shape
+    erase = rng.random(n) < p
+    s = rng.uniform(area[0], area[1], n) * height * width
+    r = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), n))
+    h = np.clip(np.rint(np.sqrt(s * r)), 1, height).astype(np.int64)            # (N,)
+    w = np.clip(np.rint(np.sqrt(s / r)), 1, width).astype(np.int64)
+    top = (rng.random(n) * (height - h + 1)).astype(np.int64)                   # 0 .. H - h
+    left = (rng.random(n) * (width - w + 1)).astype(np.int64)
+    rows, cols = np.arange(height), np.arange(width)
+    in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])              # (N, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])            # (N, W)
+    mask = erase[:, None, None] & in_rows[:, :, None] & in_cols[:, None, :]     # (N, H, W)
+    return np.where(mask[:, None], x.dtype.type(0), x)
+
+
 def pad_batch(x, pad: int) -> np.ndarray:
     """Zero-pad every image by ``pad`` pixels on each side: (N, C, H+2p, W+2p)."""
     if pad == 0:
@@ -359,6 +389,8 @@ class Pipeline:
       standardize divide by the per-channel std after mean subtraction
                   (NOT in the paper; gives inputs of unit scale, which helps
                   the scaled-down nets train)
+      erase       probability of random erasing at train time (NOT in the
+                  paper; Zhong et al. 2017; 0: off)
 
     Usage::
 
@@ -376,19 +408,20 @@ class Pipeline:
     pad: int = 0
     standardize: bool = True
     pca_std: float = 0.1
+    erase: float = 0.0
     # Fitted statistics, on the 0..1 pixel scale (set by fit / load_state_dict).
     mean_image: np.ndarray | None = field(default=None, repr=False)
     channel_std: np.ndarray | None = field(default=None, repr=False)
     eigvecs: np.ndarray | None = field(default=None, repr=False)
     eigvals: np.ndarray | None = field(default=None, repr=False)
 
-    _CONFIG = ("mean", "crop", "flip", "pca", "ten_crop", "pad", "standardize", "pca_std")
+    _CONFIG = ("mean", "crop", "flip", "pca", "ten_crop", "pad", "standardize", "pca_std", "erase")
     _ARRAYS = ("mean_image", "channel_std", "eigvecs", "eigvals")
 
     def __post_init__(self):
         # Plain Python types, so that config() is always JSON-serialisable.
         self.crop = None if self.crop is None else int(self.crop)
-        self.pad, self.pca_std = int(self.pad), float(self.pca_std)
+        self.pad, self.pca_std, self.erase = int(self.pad), float(self.pca_std), float(self.erase)
         for name in ("mean", "flip", "pca", "ten_crop", "standardize"):
             setattr(self, name, bool(getattr(self, name)))
         if self.crop is not None and self.crop < 1:
@@ -397,6 +430,8 @@ class Pipeline:
             raise ValueError(f"pad must be >= 0, got {self.pad}")
         if self.pca_std < 0:
             raise ValueError(f"pca_std must be >= 0, got {self.pca_std}")
+        if not 0.0 <= self.erase <= 1.0:
+            raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
 
     @classmethod
     def default_for(cls, image_shape, **overrides) -> "Pipeline":
@@ -466,7 +501,7 @@ class Pipeline:
         """Training batch: uint8 (N, C, H, W) -> float32 (N, C, crop, crop).
 
         Random draws from ``rng`` in this order: crop tops, crop lefts, flip
-        decisions, PCA alphas (only for the enabled steps).
+        decisions, PCA alphas, erasing's draws (only for the enabled steps).
         """
         x = self._prepare(x_uint8)
         if self.crop is not None:
@@ -475,6 +510,8 @@ class Pipeline:
             x = random_flip(x, rng)
         if self.pca:
             x = pca_color_augment(x, self.eigvecs, self.eigvals, rng, self.pca_std)
+        if self.erase > 0:
+            x = random_erase(x, rng, self.erase)
         return self._finish(x)
 
     def eval_transform(self, x_uint8, rng=None) -> np.ndarray:

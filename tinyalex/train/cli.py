@@ -66,6 +66,7 @@ def _checked(convert, ok, must):
 
 _positive_int = _checked(int, lambda v: v >= 1, "a whole number >= 1")
 _fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_probability = _checked(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 _positive_float = _checked(float, lambda v: v > 0, "a number > 0")
 
 
@@ -139,6 +140,9 @@ def register_cli(subparsers):
                    help="PCA colour augmentation (default: on for RGB images)")
     g.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="do not divide by the per-channel std (the paper does not)")
+    g.add_argument("--erase", type=_probability, default=d.erase, metavar="P",
+                   help="random erasing: blank a random rectangle (2-40%% of the image) in each training image "
+                        "with probability P (not in the paper; Zhong et al. 2017; 0: off)")
     g.add_argument("--ten-crop", action="store_true", help="evaluate with the 10-crop softmax average")
     g = p.add_argument_group("model (section 3)")
     g.add_argument("--model", choices=model_names(), default=d.model, help="architecture")

@@ -115,6 +115,7 @@ class TrainConfig:
     pca: bool | None = None              # PCA colour noise; None: on for RGB images
     standardize: bool = True             # divide by the per-channel std (not in the paper)
     ten_crop: bool = False               # evaluate with the 10-crop average
+    erase: float = 0.0                   # random erasing probability (not in the paper; Zhong et al. 2017)
     # -- model -----------------------------------------------------------------------
     model: str = "alexnet-small"         # alexnet | alexnet-small | alexnet-fmnist | alexnet-cifar
     width: float | None = None           # channel-width multiplier override of the model
@@ -169,6 +170,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.erase <= 1.0:
+            raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:
@@ -380,7 +383,7 @@ def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
     if pca and c != 3:
         raise ValueError(f"--pca needs RGB images; {cfg.dataset} has {c} channel(s)")
     return Pipeline(mean=cfg.mean, crop=crop, flip=flip, pca=pca, ten_crop=cfg.ten_crop,
-                    pad=pad, standardize=cfg.standardize)
+                    pad=pad, standardize=cfg.standardize, erase=cfg.erase)
 
 
 def _model_config(model):
