@@ -244,3 +244,13 @@ def test_label_smoothing_reaches_the_training_loss_and_is_kept_in_the_run_config
             on_step=lambda t: seen.append(t.criterion.label_smoothing), log=quiet)
     assert set(seen) == {0.1}
     assert json.loads((h.run_dir / "config.json").read_text())["train_config"]["label_smoothing"] == 0.1
+
+
+def test_resuming_a_cosine_run_with_more_epochs_stretches_the_curve_over_them(tiny_config, tiny_model, quiet,
+                                                                                tmp_path):
+    fit(tiny_config(epochs=1, schedule="cosine"), model=tiny_model(), log=quiet)       # 4 steps
+    lrs = []
+    fit(tiny_config(epochs=2, schedule="cosine"), resume=tmp_path / "run", model=tiny_model(),
+        on_step=lambda t: lrs.append(t.optimizer.lr), log=quiet)
+    # steps 5..8 of 8: after step k the next rate is lr(k / 8)
+    np.testing.assert_allclose(lrs[:3], [0.005 * 0.5 * (1 + np.cos(np.pi * k / 8)) for k in (5, 6, 7)], rtol=1e-12)
