@@ -1,4 +1,6 @@
 """The Pipeline the trainer uses: fit, train/eval transforms, 10 views, checkpoints."""
+import json
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,31 @@ def test_eval_views_are_ten_crops_of_normalized_images(train_set):
     np.testing.assert_allclose(views[0], norm[:, :, :6, :6], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(views[4], pipe.eval_transform(x), rtol=1e-6)
     np.testing.assert_array_equal(views[9], views[4][..., ::-1])
+
+
+def test_eval_views_five_are_the_first_five_of_ten_and_one_is_the_centre(train_set):
+    pipe = Pipeline(crop=6).fit(train_set)
+    x, _ = train_set.get_batch(np.arange(3))
+    np.testing.assert_array_equal(pipe.eval_views(x, 5), pipe.eval_views(x)[:5])
+    np.testing.assert_array_equal(pipe.eval_views(x, 1), pipe.eval_transform(x)[None])
+    with pytest.raises(ValueError, match="1, 5 or 10"):
+        pipe.eval_views(x, 3)
+
+
+def test_test_views_follow_the_ten_crop_and_five_crop_flags():
+    assert (Pipeline().test_views, Pipeline(ten_crop=True).test_views, Pipeline(five_crop=True).test_views) \
+        == (1, 10, 5)
+    with pytest.raises(ValueError, match="choose one"):
+        Pipeline(ten_crop=True, five_crop=True)
+
+
+def test_a_saved_pipeline_without_five_crop_loads_as_centre_crop_testing(train_set):
+    state = Pipeline(crop=6).fit(train_set).state_dict()
+    config = json.loads(str(state["config"]))
+    del config["five_crop"]                      # saved before five_crop existed
+    state["config"] = np.array(json.dumps(config))
+    assert Pipeline.from_state_dict(state).test_views == 1
+    assert Pipeline.from_state_dict(Pipeline(crop=6, five_crop=True).fit(train_set).state_dict()).test_views == 5
 
 
 def test_padding_then_same_size_crop_keeps_eval_unchanged(train_set):

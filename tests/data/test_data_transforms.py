@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from tinyalex.data import (ArrayDataset, average_ten_crop_predictions, center_crop,
-                           center_crop_batch, compute_mean_image, crop_batch, default_crop_size,
+                           center_crop_batch, compute_mean_image, crop_batch, default_crop_size, five_crop,
                            fit_pca_color, hflip, pca_color_augment, pca_from_covariance,
                            random_crop, random_erase, random_flip, resize_and_center_crop,
                            rescale_shorter_side, subtract_mean, ten_crop)
@@ -215,6 +215,13 @@ def test_ten_crop_positions_and_flips_exact():
     for k in range(5):
         np.testing.assert_array_equal(views[k], expected[k])
         np.testing.assert_array_equal(views[5 + k], expected[k][..., ::-1])
+
+
+def test_five_crop_is_the_ten_views_without_their_mirrors():
+    x = _ramp(h=5, w=6)
+    views = five_crop(x, 3)
+    assert views.shape == (5, 2, 3, 3, 3)
+    np.testing.assert_array_equal(views, ten_crop(x, 3)[:5])
 
 
 def test_average_ten_crop_predictions_both_layouts():

@@ -45,6 +45,24 @@ def test_evaluate_with_ten_crop_averages_the_ten_views(run_dir, capsys, tmp_path
     assert "(10-crop)" in capsys.readouterr().out
 
 
+def test_evaluate_with_five_crop_averages_the_five_crops(run_dir, capsys, tmp_path):
+    assert main(["evaluate", str(run_dir), "--five-crop", "--out", str(tmp_path / "cm.png")]) == 0
+    assert "(5-crop)" in capsys.readouterr().out
+
+
+def test_evaluate_with_ten_crop_and_five_crop_is_refused_in_one_line(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--ten-crop", "--five-crop"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--ten-crop and --five-crop" in err and "\n" not in err
+
+
+def test_train_with_ten_crop_and_five_crop_is_refused_in_one_line(tmp_path, capsys):
+    assert main(["train", *TINY, "--ten-crop", "--five-crop", "--out", str(tmp_path / "r")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--ten-crop and --five-crop" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_predict_prints_top5_class_names_with_probabilities(run_dir, capsys, tmp_path):
     img = tmp_path / "x.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(img)

@@ -9,7 +9,8 @@ import pytest
 
 from tinyalex.models import read_npz
 from tinyalex.train import checkpoint as ckpt
-from tinyalex.train.trainer import METRIC_COLUMNS, NonFiniteLossError, TrainConfig, fit, make_pipeline
+from tinyalex.train.trainer import (METRIC_COLUMNS, NonFiniteLossError, TrainConfig, fit, make_pipeline,
+                                     predict_proba)
 
 
 def _weights(path):
@@ -254,3 +255,24 @@ def test_resuming_a_cosine_run_with_more_epochs_stretches_the_curve_over_them(ti
         on_step=lambda t: lrs.append(t.optimizer.lr), log=quiet)
     # steps 5..8 of 8: after step k the next rate is lr(k / 8)
     np.testing.assert_allclose(lrs[:3], [0.005 * 0.5 * (1 + np.cos(np.pi * k / 8)) for k in (5, 6, 7)], rtol=1e-12)
+
+
+def test_five_crop_tests_on_the_five_crops_and_says_so(tiny_config, tiny_model):
+    lines = []
+    h = fit(tiny_config(epochs=1, five_crop=True), model=tiny_model(), log=lambda *a, **k: lines.append(a[0]))
+    assert json.loads((h.run_dir / "test.json").read_text())["views"] == 5
+    assert any(line.startswith("test:") and line.endswith("(5-crop)") for line in lines)
+
+
+def test_predict_proba_with_five_views_averages_the_softmax_of_the_five_crops(tiny_model):
+    from tinyalex.data import Pipeline, make_synthetic
+
+    train = make_synthetic(32, image_shape=(3, 28, 28), seed=0, split="train")
+    pipeline = Pipeline(crop=28, pad=2, flip=False, pca=False).fit(train)
+    model = tiny_model()
+    x, _ = train.get_batch(np.arange(6))
+    model.eval()
+    logits = [np.asarray(model.forward(v), np.float64) for v in pipeline.eval_views(x, 5)]
+    softmax = [np.exp(z - z.max(1, keepdims=True)) for z in logits]
+    expected = np.mean([s / s.sum(1, keepdims=True) for s in softmax], axis=0)
+    np.testing.assert_allclose(predict_proba(model, x, pipeline, views=5), expected, rtol=1e-5, atol=1e-7)

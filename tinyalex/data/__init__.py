@@ -24,7 +24,7 @@ from .prefetch import prefetch
 from .sources import ENV_VAR, user_cache_dir
 from .transforms import (PIXEL_SCALE, Pipeline, average_ten_crop_predictions, center_crop,
                          center_crop_batch, compute_mean_image, crop_batch, default_crop_size,
-                         fit_pca_color, hflip, image_statistics, pca_color_augment,
+                         five_crop, fit_pca_color, hflip, image_statistics, pca_color_augment,
                          pca_from_covariance, random_crop, random_erase, random_flip,
                          resize_and_center_crop, rescale_shorter_side, subtract_mean, ten_crop, to_float)
 
@@ -38,7 +38,7 @@ __all__ = [
     "DataLoader", "prefetch", "ENV_VAR", "user_cache_dir",
     "PIXEL_SCALE", "Pipeline", "average_ten_crop_predictions", "center_crop",
     "center_crop_batch", "compute_mean_image", "crop_batch", "default_crop_size",
-    "fit_pca_color", "hflip", "image_statistics", "pca_color_augment", "pca_from_covariance",
+    "five_crop", "fit_pca_color", "hflip", "image_statistics", "pca_color_augment", "pca_from_covariance",
     "random_crop", "random_erase", "random_flip", "resize_and_center_crop", "rescale_shorter_side",
     "subtract_mean", "ten_crop", "to_float",
 ]

@@ -322,20 +322,30 @@ def pca_color_augment(x, eigvecs, eigvals, rng: np.random.Generator, std: float 
 TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 
 
-def ten_crop(x, size) -> np.ndarray:
-    """The paper's 10 test views of each image: shape (10, N, C, h, w).
+def five_crop(x, size) -> np.ndarray:
+    """The 5 crops of each image, without mirrors: shape (5, N, C, h, w).
 
     views[0:5] are the crops at the top-left, top-right, bottom-left,
-    bottom-right corners and the centre (TEN_CROP_ORDER); views[5:10] are
-    the same crops reflected horizontally (views[5 + k] = hflip(views[k])).
-    ``views.reshape(10 * N, C, h, w)`` puts view v of image n at row v*N + n.
+    bottom-right corners and the centre (TEN_CROP_ORDER). For nets trained
+    without flips, whose test images are never mirrored (Fashion-MNIST's
+    shoes all point left): the paper's 10 views less the mirror images.
     """
     x = np.asarray(x)
     h, w = _pair(size)
     _, _, height, width = x.shape
     offsets = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w),
                ((height - h) // 2, (width - w) // 2)]
-    crops = np.stack([crop_batch(x, (h, w), t, l) for t, l in offsets])
+    return np.stack([crop_batch(x, (h, w), t, l) for t, l in offsets])
+
+
+def ten_crop(x, size) -> np.ndarray:
+    """The paper's 10 test views of each image: shape (10, N, C, h, w).
+
+    views[0:5] are ``five_crop(x, size)``; views[5:10] are the same crops
+    reflected horizontally (views[5 + k] = hflip(views[k])).
+    ``views.reshape(10 * N, C, h, w)`` puts view v of image n at row v*N + n.
+    """
+    crops = five_crop(x, size)
     return np.concatenate([crops, crops[..., ::-1]])
 
 
@@ -383,7 +393,9 @@ class Pipeline:
       pca         PCA colour augmentation at train time (section 4.1)
       pca_std     std of the alphas (paper: 0.1)
       ten_crop    evaluate with the 10 views (section 4.1); the trainer reads
-                  this flag and calls eval_views instead of eval_transform
+                  ``test_views`` and calls eval_views instead of eval_transform
+      five_crop   evaluate with the 5 crops without their mirrors (NOT in the
+                  paper; for nets trained without flips)
       pad         zero padding before cropping (0 in the paper; e.g. pad=4,
                   crop=32 is the common CIFAR recipe)
       standardize divide by the per-channel std after mean subtraction
@@ -398,6 +410,7 @@ class Pipeline:
         x = pipe.train_transform(x_uint8, rng)         # (N, C, 28, 28) float32
         x = pipe.eval_transform(x_uint8)               # centre crop
         v = pipe.eval_views(x_uint8)                   # (10, N, C, 28, 28)
+        v = pipe.eval_views(x_uint8, 5)                # (5, N, C, 28, 28): no mirrors
     """
 
     mean: bool = True
@@ -409,21 +422,25 @@ class Pipeline:
     standardize: bool = True
     pca_std: float = 0.1
     erase: float = 0.0
+    five_crop: bool = False
     # Fitted statistics, on the 0..1 pixel scale (set by fit / load_state_dict).
     mean_image: np.ndarray | None = field(default=None, repr=False)
     channel_std: np.ndarray | None = field(default=None, repr=False)
     eigvecs: np.ndarray | None = field(default=None, repr=False)
     eigvals: np.ndarray | None = field(default=None, repr=False)
 
-    _CONFIG = ("mean", "crop", "flip", "pca", "ten_crop", "pad", "standardize", "pca_std", "erase")
+    _CONFIG = ("mean", "crop", "flip", "pca", "ten_crop", "pad", "standardize", "pca_std", "erase",
+               "five_crop")
     _ARRAYS = ("mean_image", "channel_std", "eigvecs", "eigvals")
 
     def __post_init__(self):
         # Plain Python types, so that config() is always JSON-serialisable.
         self.crop = None if self.crop is None else int(self.crop)
         self.pad, self.pca_std, self.erase = int(self.pad), float(self.pca_std), float(self.erase)
-        for name in ("mean", "flip", "pca", "ten_crop", "standardize"):
+        for name in ("mean", "flip", "pca", "ten_crop", "standardize", "five_crop"):
             setattr(self, name, bool(getattr(self, name)))
+        if self.ten_crop and self.five_crop:
+            raise ValueError("ten_crop and five_crop are two ways to test; choose one")
         if self.crop is not None and self.crop < 1:
             raise ValueError(f"crop must be a positive int or None, got {self.crop}")
         if self.pad < 0:
@@ -525,11 +542,25 @@ class Pipeline:
             x = center_crop_batch(x, self.crop)
         return self._finish(x)
 
-    def eval_views(self, x_uint8) -> np.ndarray:
-        """The 10 test views (see ``ten_crop``): float32 (10, N, C, crop, crop)."""
+    @property
+    def test_views(self) -> int:
+        """How many views a test image gets: 10 (ten_crop), 5 (five_crop) or 1 (the centre)."""
+        return 10 if self.ten_crop else 5 if self.five_crop else 1
+
+    def eval_views(self, x_uint8, views=10) -> np.ndarray:
+        """The test views: float32 (views, N, C, crop, crop).
+
+        views=10: ``ten_crop`` (the paper's); 5: ``five_crop`` (no mirrors);
+        1: the centre crop alone, as ``eval_transform[None]``.
+        """
+        if views not in (1, 5, 10):
+            raise ValueError(f"views must be 1, 5 or 10, got {views!r}")
+        if views == 1:
+            return self.eval_transform(x_uint8)[None]
         if self.crop is None:
             raise ValueError("eval_views needs a crop size (Pipeline(crop=...))")
-        return self._finish(ten_crop(self._prepare(x_uint8), self.crop))
+        crops = (ten_crop if views == 10 else five_crop)(self._prepare(x_uint8), self.crop)
+        return self._finish(crops)
 
     def output_shape(self, image_shape) -> tuple:
         """(C, h, w) of the transformed images, the model's input shape."""

@@ -45,7 +45,7 @@ class CentreCropOnly:
 
 def ten_crop_error(model, pipe, data) -> float:
     """Test error with the softmax averaged over the 10 views of every test image."""
-    return 1.0 - evaluate(model, data.test, pipe, ten_crop=True)["top1"]
+    return 1.0 - evaluate(model, data.test, pipe, views=10)["top1"]
 
 
 def run(s: Settings, out, log=print) -> Result:

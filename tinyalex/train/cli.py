@@ -32,7 +32,7 @@ from ..viz import confusion_matrix, plot_confusion_matrix, plot_conv1_filters, p
 from .checkpoint import load_checkpoint
 from .schedule import SCHEDULES
 from .trainer import (CHECKPOINT, MODEL_OPTIONS, TrainConfig, evaluate, fit, load_data, load_trained, predict_proba,
-                      read_metrics, resolve_model_file)
+                      read_metrics, resolve_model_file, views_label)
 
 # --quick: a first run that finishes in about two minutes on 2 CPU cores, whatever
 # the machine's speed: 1.5 minutes of training on all 54,000 training images (about
@@ -91,6 +91,29 @@ def _classes(text):
 _OPTIONS = {}     # command -> {"--flag": dest}, filled by register_cli (see explicit_options)
 
 
+def add_views(p):
+    """evaluate's and predict's --ten-crop / --five-crop (default: as trained)."""
+    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the softmax over the 10 views, the paper's (default: as trained; "
+                        "--no-ten-crop: the centre crop)")
+    p.add_argument("--five-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the softmax over the 5 crops without mirrors, for nets trained without flips "
+                        "(default: as trained; --no-five-crop: the centre crop)")
+
+
+def test_views(args, pipeline):
+    """1, 5 or 10 test views from --ten-crop / --five-crop, else the pipeline's (as trained)."""
+    if args.ten_crop and args.five_crop:
+        raise UserError("--ten-crop and --five-crop are two ways to test; give one of them")
+    if args.ten_crop:
+        return 10
+    if args.five_crop:
+        return 5
+    if args.ten_crop is False or args.five_crop is False:
+        return 1
+    return pipeline.test_views
+
+
 def register_cli(subparsers):
     d = TrainConfig()
     S = argparse.SUPPRESS
@@ -144,6 +167,9 @@ def register_cli(subparsers):
                    help="random erasing: blank a random rectangle (2-40%% of the image) in each training image "
                         "with probability P (not in the paper; Zhong et al. 2017; 0: off)")
     g.add_argument("--ten-crop", action="store_true", help="evaluate with the 10-crop softmax average")
+    g.add_argument("--five-crop", action="store_true",
+                   help="evaluate with the softmax averaged over the 5 crops without mirrors (for nets trained "
+                        "without flips; not in the paper)")
     g = p.add_argument_group("model (section 3)")
     g.add_argument("--model", choices=model_names(), default=d.model, help="architecture")
     add_quick(g, "--width", "width", 1, type=_positive_float, help="channel-width multiplier")
@@ -204,8 +230,7 @@ def register_cli(subparsers):
         "evaluate", help="top-1, top-5, per-class accuracy and a confusion matrix of a trained model",
         description="Evaluate a run (its model.npz) or a model file on the dataset it was trained on.")
     p.add_argument("model", metavar="RUN_OR_MODEL", help="run folder, or a model.npz / best.npz / checkpoint.npz")
-    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
-                   help="average the softmax over the 10 views (default: as trained)")
+    add_views(p)
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split to evaluate")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default: as trained)")
     p.add_argument("--limit", type=_positive_int, default=None,
@@ -227,8 +252,7 @@ def register_cli(subparsers):
                    help="image files, or folders of them (class folders must be named as the model's classes)")
     p.add_argument("--model", required=True, metavar="RUN_OR_MODEL", help="run folder or model file")
     p.add_argument("--top", type=_positive_int, default=5, help="how many classes to show")
-    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
-                   help="average over the 10 views (default: as trained)")
+    add_views(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_predict)
 
@@ -393,11 +417,11 @@ def _evaluate(args):
         dataset = Relabeled(dataset, [classes.index(c) for c in data_classes], classes)
     if args.limit:
         dataset = Subset(dataset, numpy.arange(min(args.limit, len(dataset))))
-    ev = evaluate(model, dataset, pipeline, args.batch_size, ten_crop=args.ten_crop,
+    views = test_views(args, pipeline)
+    ev = evaluate(model, dataset, pipeline, args.batch_size, views=views,
                   progress=sys.stderr.isatty(), desc=args.split)
-    views = " (10-crop)" if (pipeline.ten_crop if args.ten_crop is None else args.ten_crop) else ""
     subset = f", classes {','.join(args.classes)} only" if args.classes else ""
-    print(f"{path}: {cfg.dataset} {args.split}{subset}, {ev['n']} images{views}")
+    print(f"{path}: {cfg.dataset} {args.split}{subset}, {ev['n']} images{views_label(views)}")
     print(f"top-1 accuracy {100 * ev['top1']:.2f}%   top-5 accuracy {100 * ev['top5']:.2f}%   loss {ev['loss']:.4f}")
     print("\nper-class accuracy:")
     width = max(len(c) for c in classes)
@@ -436,7 +460,7 @@ def _predict(args):
             bad.append(f"{f} ({_image_problem(exc)})")
     if bad:
         raise CorruptFileError("cannot read " + "; ".join(bad) + "; give image files (JPEG, PNG, ...)")
-    probs = predict_proba(model, numpy.stack(images), pipeline, ten_crop=args.ten_crop)
+    probs = predict_proba(model, numpy.stack(images), pipeline, views=test_views(args, pipeline))
     k = min(args.top, len(classes))
     results = []
     for f, p in zip(args.images, probs):

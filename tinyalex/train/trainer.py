@@ -17,8 +17,8 @@ What one epoch does
    read by the host every ``Trainer.read_every`` steps on a GPU (so a step
    never waits for the GPU) and every step on NumPy; a non-finite loss
    stops training at that read.
-2. ``model.eval()``; validation loss, top-1 and top-5 (10-crop averaging of
-   the softmax if enabled).
+2. ``model.eval()``; validation loss, top-1 and top-5 (the softmax averaged
+   over 10 or 5 crops if enabled).
 3. The schedule sees the validation error (divide lr by 10 on a plateau).
 4. One row of metrics appended to ``metrics.csv`` / ``metrics.jsonl``,
    ``curves.png`` redrawn, ``checkpoint.npz`` written atomically, and
@@ -115,6 +115,7 @@ class TrainConfig:
     pca: bool | None = None              # PCA colour noise; None: on for RGB images
     standardize: bool = True             # divide by the per-channel std (not in the paper)
     ten_crop: bool = False               # evaluate with the 10-crop average
+    five_crop: bool = False              # evaluate with the 5 crops, no mirrors (not in the paper)
     erase: float = 0.0                   # random erasing probability (not in the paper; Zhong et al. 2017)
     # -- model -----------------------------------------------------------------------
     model: str = "alexnet-small"         # alexnet | alexnet-small | alexnet-fmnist | alexnet-cifar
@@ -178,6 +179,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ten_crop and self.five_crop:
+            raise ValueError("--ten-crop and --five-crop are two ways to test; give one of them")
         for name in ("limit_train", "limit_test"):
             v = getattr(self, name)
             if v is not None and int(v) < 1:
@@ -383,7 +386,7 @@ def make_pipeline(cfg: TrainConfig, image_shape, input_shape):
     if pca and c != 3:
         raise ValueError(f"--pca needs RGB images; {cfg.dataset} has {c} channel(s)")
     return Pipeline(mean=cfg.mean, crop=crop, flip=flip, pca=pca, ten_crop=cfg.ten_crop,
-                    pad=pad, standardize=cfg.standardize, erase=cfg.erase)
+                    five_crop=cfg.five_crop, pad=pad, standardize=cfg.standardize, erase=cfg.erase)
 
 
 def _model_config(model):
@@ -417,32 +420,38 @@ def model_dtype(model):
     return next(iter(model.named_parameters()))[1].dtype
 
 
-def predict_proba(model, x_uint8, pipeline, batch_size=256, ten_crop=None):
+def views_label(views):
+    """' (10-crop)', ' (5-crop)' or '' (the centre crop), for messages."""
+    return f" ({views}-crop)" if views > 1 else ""
+
+
+def predict_proba(model, x_uint8, pipeline, batch_size=256, views=None):
     """Softmax probabilities (N, K) float64 for uint8 images (N, C, H, W).
 
-    ``ten_crop`` (default: ``pipeline.ten_crop``) averages the softmax over
-    the paper's 10 views.
+    ``views`` (default: ``pipeline.test_views``): 1, the centre crop; 10, the
+    softmax averaged over the paper's 10 views; 5, over the 5 crops without
+    their mirrors (``Pipeline.eval_views``).
     """
-    ten_crop = pipeline.ten_crop if ten_crop is None else ten_crop
+    views = pipeline.test_views if views is None else views
     model.eval()
     dev, bname = input_device(model)
     out = []
     for i in range(0, len(x_uint8), batch_size):
         xb = x_uint8[i:i + batch_size]
-        if ten_crop:
-            views = pipeline.eval_views(xb)                                 # (10, n, C, h, w)
-            probs = numpy.stack([numpy.exp(log_softmax(_forward_host(model, v, dev, bname)))
-                                 for v in views])
-            out.append(probs.mean(axis=0))
-        else:
+        if views == 1:
             out.append(numpy.exp(log_softmax(_forward_host(model, pipeline.eval_transform(xb), dev, bname))))
+        else:
+            probs = numpy.stack([numpy.exp(log_softmax(_forward_host(model, v, dev, bname)))
+                                 for v in pipeline.eval_views(xb, views)])    # (views, n, K)
+            out.append(probs.mean(axis=0))
     return numpy.concatenate(out)
 
 
-def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=False, desc="eval",
+def evaluate(model, dataset, pipeline, batch_size=256, views=None, progress=False, desc="eval",
              check_stop=None):
     """Loss, top-1, top-5 and per-class accuracy of ``model`` on ``dataset``.
 
+    ``views``: as in ``predict_proba`` (default: the pipeline's).
     Returns a dict: loss (mean cross-entropy of the (averaged) softmax),
     top1, top5 (fractions), per_class (list; None for a class with no image
     in ``dataset``), predictions (N,), labels (N,). ``check_stop()`` is
@@ -453,7 +462,7 @@ def evaluate(model, dataset, pipeline, batch_size=256, ten_crop=None, progress=F
     bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=not progress)
     for i in range(0, n, batch_size):
         xb, yb = dataset.get_batch(numpy.arange(i, min(n, i + batch_size)))
-        probs_all.append(predict_proba(model, xb, pipeline, batch_size, ten_crop))
+        probs_all.append(predict_proba(model, xb, pipeline, batch_size, views))
         labels_all.append(numpy.asarray(yb, dtype=numpy.int64))
         bar.update(len(yb))
         if check_stop is not None:
@@ -618,7 +627,7 @@ class Trainer:
     model : a model object (it needs ``input_shape`` (C, H, W), or a ``pipeline``).
     data : (train, val or None, test or None) datasets (containers.py interface).
     pipeline : a fitted Pipeline (or an object with its ``train_transform``,
-        ``eval_transform``, ``ten_crop``, ``config`` and ``state_dict``), used as is.
+        ``eval_transform``, ``test_views``, ``config`` and ``state_dict``), used as is.
     save : False trains in memory: no run folder, no files (metrics, plots,
         checkpoints, weights), so no resume; the History is the whole result
         (the experiments train this way).
@@ -1093,7 +1102,8 @@ class Trainer:
         ev = evaluate(self.model, self.test_set, self.pipeline, self.cfg.eval_batch_size or 2 * self.cfg.batch_size,
                       progress=getattr(self, "_progress", False), desc="test", check_stop=check_stop)
         result = {k: ev[k] for k in ("loss", "top1", "top5", "per_class", "n")}
-        result["ten_crop"] = bool(self.pipeline.ten_crop)
+        result["views"] = int(self.pipeline.test_views)
+        result["ten_crop"] = result["views"] == 10
         result["classes"] = self.classes
         write = write and self.save
         if write:
@@ -1105,7 +1115,7 @@ class Trainer:
                                   self.classes, self.run_dir / "confusion.png",
                                   title=f"test confusion (top-1 {100 * ev['top1']:.2f}%)")
         self.log(f"test: top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}% "
-                 f"on {result['n']} images" + (" (10-crop)" if result["ten_crop"] else ""))
+                 f"on {result['n']} images" + views_label(result["views"]))
         return result
 
 
