@@ -9,9 +9,9 @@ kind of sequence that went wrong.
 import numpy as np
 import pytest
 
-from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastConv2D, FastLinear, FastLRN, FastMaxPool2D,
-                           FastReLU, WinogradConv2D)
-from tinyalex.layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
+from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastBatchNorm2d, FastConv2D, FastLinear, FastLRN,
+                           FastMaxPool2D, FastReLU, WinogradConv2D)
+from tinyalex.layers import LRN, BatchNorm2d, Conv2D, Linear, MaxPool2D, ReLU
 
 from .pairs import run, twins
 
@@ -26,6 +26,7 @@ LAYERS = [
     (FastMaxPool2D, MaxPool2D, dict(kernel_size=3, stride=2), (2, 3, 9, 9), (1, 2, 7, 11)),
     (FastReLU, ReLU, {}, (2, 3, 4, 5), (4, 6)),
     (FastLinear, Linear, dict(in_features=7, out_features=5), (4, 7), (2, 7)),
+    (FastBatchNorm2d, BatchNorm2d, dict(num_features=3), (2, 3, 4, 5), (3, 3, 2, 6)),
     (CudaConv2D, Conv2D, dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2),
      (2, 4, 7, 7), (3, 4, 5, 6)),
     (CudaLRN, LRN, dict(alpha=0.5), (2, 7, 3, 4), (3, 5, 2, 2)),

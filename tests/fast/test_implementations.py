@@ -11,25 +11,26 @@ import pytest
 
 import tinyalex.layers
 from tinyalex import backend as B
-from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastConv2D, FastLinear, FastLRN,
-                           FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
-from tinyalex.layers import LRN, Conv2D, Linear, MaxPool2D, ReLU
+from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastBatchNorm2d, FastConv2D, FastLinear,
+                           FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
+from tinyalex.layers import LRN, BatchNorm2d, Conv2D, Linear, MaxPool2D, ReLU
 from tinyalex.models import build_model
 
 REFERENCE = {FastConv2D: Conv2D, WinogradConv2D: Conv2D, FastLRN: LRN, FastMaxPool2D: MaxPool2D, FastReLU: ReLU,
-             FastLinear: Linear, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
-NAMES = ("Conv2D", "LRN", "MaxPool2D", "ReLU", "Linear")
+             FastLinear: Linear, FastBatchNorm2d: BatchNorm2d, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
+NAMES = ("Conv2D", "LRN", "MaxPool2D", "ReLU", "Linear", "BatchNorm2d")
 
 
 def test_fast_false_gives_exactly_the_reference_classes():
     L = implementations(fast=False)
-    assert (L.Conv2D, L.LRN, L.MaxPool2D, L.ReLU, L.Linear) == (Conv2D, LRN, MaxPool2D, ReLU, Linear)
+    assert (L.Conv2D, L.LRN, L.MaxPool2D, L.ReLU, L.Linear, L.BatchNorm2d) == (Conv2D, LRN, MaxPool2D, ReLU, Linear,
+                                                                               BatchNorm2d)
     assert all(getattr(L, n) is getattr(tinyalex.layers, n) for n in NAMES)
 
 
 def test_fast_true_gives_the_fast_classes():
     L = implementations(fast=True)
-    assert (L.LRN, L.ReLU, L.Linear) == (FastLRN, FastReLU, FastLinear)
+    assert (L.LRN, L.ReLU, L.Linear, L.BatchNorm2d) == (FastLRN, FastReLU, FastLinear, FastBatchNorm2d)
     assert type(L.MaxPool2D(3, 2)) is FastMaxPool2D
     assert type(L.Conv2D(8, 4, 3)) is FastConv2D
 

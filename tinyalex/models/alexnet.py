@@ -44,7 +44,7 @@ import numpy
 
 from .. import backend as B
 from ..fast import implementations
-from ..layers import BatchNorm2d, Dropout, Flatten, Linear, Tanh
+from ..layers import Dropout, Flatten, Linear, Tanh
 from ..layers.base import Layer, need_cache
 from .io import read_npz, save_npz
 from .summary import summary
@@ -198,7 +198,7 @@ class AlexNet(Layer):
                             "flatten", "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 
         def bn(channels):                # batchnorm=True only (not in the paper); None leaves it out
-            return BatchNorm2d(channels, dtype=dt) if cfg["batchnorm"] else None
+            return L.BatchNorm2d(channels, dtype=dt) if cfg["batchnorm"] else None
 
         self.conv1 = L.Conv2D(C, c1, k1, stride=s1, padding=p1, **init("conv1"))
         self.bn1 = bn(c1)
@@ -253,7 +253,7 @@ class AlexNet(Layer):
                             "drop7", "to_fc8", "fc8", "logits")
 
         def bn(channels):                # each tower normalizes its own channels
-            return pair(lambda t: BatchNorm2d(half(channels, t), dtype=dt)) if cfg["batchnorm"] else None
+            return pair(lambda t: L.BatchNorm2d(half(channels, t), dtype=dt)) if cfg["batchnorm"] else None
 
         self.input = Broadcast(devs, be, dt)                 # the image to both towers
         self.conv1 = pair(lambda t: L.Conv2D(C, half(c1, t), k1, stride=s1, padding=p1, **init("conv1")))

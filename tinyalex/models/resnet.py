@@ -38,7 +38,7 @@ import numpy
 
 from .. import backend as B
 from ..fast import implementations
-from ..layers import (BatchNorm2d, Flatten, GlobalAvgPool2d, Pad2D, Residual, Sequential, WithoutBias,
+from ..layers import (Flatten, GlobalAvgPool2d, Pad2D, Residual, Sequential, WithoutBias,
                       ZeroPadShortcut)
 from ..layers.base import check_dtype
 from .net import Net
@@ -50,7 +50,7 @@ SHORTCUTS = ("A", "B")
 
 def _conv_bn(L, cin, cout, k, stride, rng, dt):
     """(conv without bias, its BatchNorm): the pair every ResNet convolution is."""
-    return (WithoutBias(L.Conv2D(cin, cout, k, stride, k // 2, rng=rng, dtype=dt)), BatchNorm2d(cout, dtype=dt))
+    return (WithoutBias(L.Conv2D(cin, cout, k, stride, k // 2, rng=rng, dtype=dt)), L.BatchNorm2d(cout, dtype=dt))
 
 
 def _shortcut(L, cin, cout, stride, kind, rng, dt):
