@@ -50,6 +50,17 @@ def test_evaluate_with_five_crop_averages_the_five_crops(run_dir, capsys, tmp_pa
     assert "(5-crop)" in capsys.readouterr().out
 
 
+def test_a_run_trained_with_five_crop_evaluates_on_five_crops_unless_told_otherwise(tmp_path, capsys):
+    out = tmp_path / "five"
+    assert main(["train", *TINY, "--five-crop", "--out", str(out)]) == 0
+    assert json.loads((out / "test.json").read_text())["views"] == 5
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "a.png")]) == 0
+    assert "(5-crop)" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--no-five-crop", "--out", str(tmp_path / "b.png")]) == 0
+    assert "crop)" not in capsys.readouterr().out
+
+
 def test_evaluate_with_ten_crop_and_five_crop_is_refused_in_one_line(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--ten-crop", "--five-crop"]) != 0
     err = capsys.readouterr().err.strip()

@@ -77,12 +77,7 @@ class FastBatchNorm2d(BatchNorm2d):
 
             in_chunks(N, center, xp, **chunk)
             var = sum(squares[k] for k in sorted(squares)) / m       # a fixed order: the same bits every run
-            mom = self.momentum
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            rm *= 1 - mom                                            # in place: the buffers stay the same arrays
-            rm += mom * mean
-            rv *= 1 - mom
-            rv += (mom * m / (m - 1)) * var
+            self.update_running(mean, var, m)                        # the reference's running averages
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
             xp.subtract(x3, mean[:, None], out=xc)

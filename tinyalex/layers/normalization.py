@@ -58,6 +58,15 @@ class BatchNorm(Layer):
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def update_running(self, mean, var, m):
+        """running = (1 - momentum) running + momentum batch, the variance unbiased (m / (m - 1))."""
+        mom = self.momentum
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1 - mom                                      # in place: the buffers stay the same arrays
+        rm += mom * mean
+        rv *= 1 - mom
+        rv += (mom * m / (m - 1)) * var
+
     def forward(self, x):
         check_input(self, x, None)
         if x.ndim not in self.ranks or x.shape[1] != self.num_features:
@@ -73,12 +82,7 @@ class BatchNorm(Layer):
                                  f"got input shape {tuple(x.shape)}; use a larger batch or eval()")
             mean = x.mean(axis=axes)
             var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
-            mom = self.momentum
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            rm *= 1 - mom                                  # in place: the buffers stay the same arrays
-            rm += mom * mean
-            rv *= 1 - mom
-            rv += (mom * m / (m - 1)) * var
+            self.update_running(mean, var, m)
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         self.inv_std = 1 / xp.sqrt(var + self.eps)          # (C,)
