@@ -104,8 +104,11 @@ def test_missing_gradient_names_the_parameter():
         opt.step({})
 
 
-def test_chunked_numpy_update_is_bit_identical_to_the_two_lines_as_written():
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_chunked_numpy_update_is_bit_identical_to_the_two_lines_as_written(threads, monkeypatch):
     from tinyalex.train.sgd import CHUNK, _update
+
+    monkeypatch.setenv("TINYALEX_THREADS", threads)      # 3: thread ranges that do not end on a chunk
 
     rng = np.random.default_rng(3)
     n = 3 * CHUNK + 17                       # several chunks and a ragged end
