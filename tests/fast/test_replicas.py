@@ -4,9 +4,9 @@ import pytest
 import threadpoolctl
 
 from tinyalex import backend as B
-from tinyalex.fast import ThreadReplicas, step_runner
+from tinyalex.fast import FastLinear, ThreadReplicas, step_runner
 from tinyalex.fast.cpu import num_threads
-from tinyalex.fast.replicas import replica_count
+from tinyalex.fast.replicas import _blas_controller, replica_count, trunk_and_head
 from tinyalex.layers import SoftmaxCrossEntropy
 from tinyalex.models import build_model
 from tinyalex.train import SGD
@@ -37,13 +37,14 @@ def gradients(m):
 
 @pytest.mark.parametrize("name", ["alexnet-small", "zfnet-small"])
 @pytest.mark.parametrize("replicas", [2, 3])
-def test_replicas_compute_the_models_logits_loss_and_gradients(name, replicas):
+@pytest.mark.parametrize("whole_batch_head", [True, False])
+def test_replicas_compute_the_models_logits_loss_and_gradients(name, replicas, whole_batch_head):
     m = net(name)
     x, y = batch(m, n=10)
     ref_logits, ref_loss, ref_dx = step(m, x, y)
     ref = gradients(m)
-    runner = step_runner(m, replicas)
-    assert isinstance(runner, ThreadReplicas) and runner.n == replicas
+    runner = ThreadReplicas(m, replicas, _blas_controller(), whole_batch_head=whole_batch_head)
+    assert bool(runner.head) == whole_batch_head
     logits, value, dx = step(runner, x, y)
     np.testing.assert_allclose(logits, ref_logits, rtol=0, atol=1e-12)
     assert value == pytest.approx(ref_loss, abs=1e-12)
@@ -88,30 +89,64 @@ def test_a_batch_smaller_than_the_replica_count_runs_on_fewer_replicas():
         np.testing.assert_allclose(g, ref[k], rtol=0, atol=1e-12, err_msg=k)
 
 
-def test_each_replica_runs_with_one_blas_thread_and_no_elementwise_threads(monkeypatch):
-    monkeypatch.setenv("TINYALEX_THREADS", "2")
-    m = net()
-    runner = step_runner(m)
-    seen = []
-    for r in runner.replicas:
-        original = r.forward
-
-        def spy(x, original=original):
+def _threads_seen_by(layers, seen):
+    """Make each layer's forward record (BLAS threads, tinyalex threads) in ``seen`` when it runs."""
+    for layer in layers:
+        def spy(x, original=layer.forward):
             blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
             seen.append((blas, num_threads()))
             return original(x)
 
-        r.forward = spy
+        layer.forward = spy
+
+
+def test_each_replica_runs_its_trunk_with_one_blas_thread_and_no_elementwise_threads(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", "2")
+    m = net()
+    runner = step_runner(m)
+    seen = []
+    _threads_seen_by([r.conv1 for r in runner.replicas], seen)
     runner.forward(batch(m)[0])
     assert seen == [([1], 1), ([1], 1)]
     assert num_threads() == 2          # the calling thread keeps its own count
 
 
+def test_each_fully_connected_layer_of_the_head_runs_on_the_whole_batch_split_by_neurons(monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", "2")
+    m = net()
+    runner = step_runner(m)
+    seen, original = [], FastLinear.forward
+
+    def spy(self, x):
+        blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        seen.append((x.shape[0], self.out_features, blas))
+        return original(self, x)
+
+    monkeypatch.setattr(FastLinear, "forward", spy)
+    runner.forward(batch(m, n=12)[0])
+    assert seen[:2] == [(12, 256, [1])] * 2            # fc6's 512 neurons: half in each thread
+    assert sorted(seen) == sorted([(12, 256, [1])] * 4 + [(12, 5, [1])] * 2)
+
+
+def test_the_head_is_the_trailing_fully_connected_layers_of_a_model_that_runs_its_children_in_order():
+    trunk, head = trunk_and_head(net())
+    assert trunk[0] == "conv1" and trunk[-1] == "pool5"
+    assert head == ["flatten", "fc6", "relu6", "fc7", "relu7", "fc8"]
+    assert trunk_and_head(build_model("googlenet-small", seed=0))[1] == []     # its aux heads branch off
+
+
+def test_dropout_in_the_head_draws_the_masks_the_model_alone_draws():
+    x, y = batch(net(), n=8)
+    alone = net(dropout=0.5)
+    expected = alone.forward(x)
+    np.testing.assert_allclose(step_runner(net(dropout=0.5), 2).forward(x), expected, rtol=0, atol=1e-12)
+
+
 def test_replica_dropout_masks_differ_between_slices_and_repeat_from_the_same_seed():
-    def logits_of_identical_halves():
+    def logits_of_identical_halves():                   # the head split over the slices too, as in a trunk
         m = net(dropout=0.5)
         x, _ = batch(m, n=4)
-        return step_runner(m, 2).forward(np.concatenate([x, x]))
+        return ThreadReplicas(m, 2, _blas_controller(), whole_batch_head=False).forward(np.concatenate([x, x]))
 
     a = logits_of_identical_halves()
     assert not np.allclose(a[:4], a[4:])          # the copy draws its own masks, not the model's again

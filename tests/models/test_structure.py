@@ -137,3 +137,21 @@ def test_unknown_model_name_lists_every_registered_model():
     with pytest.raises(ValueError) as err:
         build_model("alexnet-huge")
     assert all(name in str(err.value) for name in MODELS)
+
+
+SMALL_MODELS = [n for n in model_names() if n.endswith(("-small", "-cifar", "-fmnist")) or n == "resnet20"]
+
+
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_a_model_that_says_it_runs_its_children_in_order_does(name):
+    # fast/replicas.py runs such a model's fully connected head apart from its trunk: both must equal forward
+    m = build_model(name, seed=0, dtype=np.float64).eval()
+    x = np.random.default_rng(0).standard_normal((2,) + tuple(m.input_shape))
+    expected = m.forward(x)
+    if not m.runs_children_in_order:
+        assert name.startswith("googlenet"), "only GoogLeNet branches off its main path (aux heads)"
+        return
+    out = x
+    for layer in m.children().values():
+        out = layer.forward(out)
+    np.testing.assert_array_equal(out, expected)

@@ -211,8 +211,9 @@ def test_the_log_says_when_each_step_is_split_over_thread_replicas(tiny_config, 
     monkeypatch.setenv("TINYALEX_REPLICAS", "1")
     fit(_replica_config(tiny_config, tmp_path, "one", epochs=1), log=lines.append)
     said = [line for line in lines if "split over" in line]
-    assert said == ["each step's batch split over 2 threads, each running a replica of the model with one BLAS "
-                    "thread (tinyalex/fast/replicas.py; TINYALEX_REPLICAS=1 turns it off)"]
+    assert said == ["each step's batch split over 2 threads up to pool5, each running a replica of the model with "
+                    "one BLAS thread; flatten..fc8 on the whole batch, each fully connected layer's neurons split over "
+                    "the threads (tinyalex/fast/replicas.py; TINYALEX_REPLICAS=1 turns it off)"]
 
 
 def test_a_cosine_run_lowers_the_rate_every_step_and_resumes_bit_identical(tiny_config, tiny_model, quiet,

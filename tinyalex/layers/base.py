@@ -39,6 +39,11 @@ class Layer:
     created in ``self.dtype`` on the host; :meth:`to` moves them to a device.
     """
 
+    #: True when ``forward`` is exactly ``children()``'s forwards in order, and ``backward``
+    #: their backwards in reverse (Sequential, AlexNet): code that runs a model part by part
+    #: (fast/replicas.py runs the fully connected head on the whole batch) relies on it.
+    runs_children_in_order = False
+
     def __init__(self, dtype=numpy.float32):
         self.dtype = check_dtype(dtype)
         self.params: "OrderedDict[str, object]" = OrderedDict()

@@ -17,6 +17,8 @@ class Sequential(Layer):
     when ``keep_activations`` is True.
     """
 
+    runs_children_in_order = True
+
     def __init__(self, *layers, dtype=numpy.float32):
         super().__init__(dtype)
         if len(layers) == 1 and isinstance(layers[0], (dict, OrderedDict)):

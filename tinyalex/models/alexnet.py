@@ -316,6 +316,8 @@ class AlexNet(Layer):
         Act = L.ReLU if cfg["activation"] == "relu" else Tanh
         return init, Act, pool, lrn, drop
 
+    runs_children_in_order = True       # forward below: children() in order, after check_input(x)
+
     def _features(self):
         """Inputs of fc6: the size of pool5's output, computed from the layers built so far."""
         return int(numpy.prod(self.output_shapes()["pool5"]))
@@ -374,7 +376,7 @@ class AlexNet(Layer):
     # -- the passes ----------------------------------------------------------------------
     def forward(self, x):
         """Logits (N, num_classes) on ``input_device``: conv1, relu1, lrn1, pool1, ..., fc8 in order."""
-        self._check_x(x)
+        self.check_input(x)
         self._acts = OrderedDict()
         with self._ctx():
             for name, layer in self.children().items():
@@ -403,7 +405,8 @@ class AlexNet(Layer):
                 layer.compute_input_grad = bool(flag)
         return self
 
-    def _check_x(self, x):
+    def check_input(self, x):
+        """Raise a one-line error unless x is a batch of this model's images (shape, dtype, device)."""
         want = "x".join(map(str, self.input_shape))
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             raise TypeError(f"AlexNet({self.name!r}): input must be an array of images {want}, "

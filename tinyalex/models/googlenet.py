@@ -155,6 +155,8 @@ class GoogLeNet(Net):
         self.aux_logits = OrderedDict()
         self.taps = OrderedDict((head, tap) for tap, head in AUX_TAPS.items() if head in self.aux)   # for summary()
 
+    runs_children_in_order = False      # the aux heads branch off the main path
+
     def children(self):
         return OrderedDict(list(self.layers.items()) + list(self.aux.items()))
 
