@@ -1,12 +1,14 @@
-"""FastConv2D and WinogradConv2D (tinyalex/fast/conv.py) compute what the reference Conv2D computes.
+"""FastConv2D, ChunkedConv2D and WinogradConv2D (tinyalex/fast/conv.py) compute what the reference Conv2D computes.
 
 Each runs beside a reference Conv2D with the same parameters, input and
 upstream gradient: forward, dx, dW and db agree in float64 (round-off) and
 float32, on NumPy and the device stand-in (CuPy with a GPU), over the
 reference tests' configurations and more; float64 gradient checks pass; a
 second backward, ``compute_input_grad = False``, a batch-size change and
-untouched inputs behave as in the reference. :func:`conv2d_class` picks
-Winograd exactly where its docstring says.
+untouched inputs behave as in the reference. ChunkedConv2D runs with
+chunks of one image (``chunk_bytes = 1``) so that every case has several
+chunks. :func:`conv2d_class` picks each class exactly where its docstring
+says.
 
 Winograd's float32 tolerance: the transforms' entries (up to 5.25 in B^T,
 products of up to 8 in the 2-D form) amplify round-off; measured with
@@ -22,13 +24,21 @@ import pytest
 
 from layers.test_conv import CONFIGS
 from placement import put
-from tinyalex.fast import FastConv2D, WinogradConv2D, conv2d_class
+from tinyalex.fast import ChunkedConv2D, FastConv2D, WinogradConv2D, conv2d_class
 from tinyalex.gradcheck import gradcheck
 from tinyalex.layers import Conv2D
 
 from .pairs import assert_same, run, twins
 
 DTYPES = [np.float64, np.float32]
+
+
+class OneImageChunks(ChunkedConv2D):
+    """ChunkedConv2D with a chunk per image: many chunks even on the tests' small batches."""
+    chunk_bytes = 1
+
+
+IM2COL = [FastConv2D, OneImageChunks]
 
 # (description, Conv2D arguments, input shape): the reference tests' configurations, and these
 FAST_CASES = CONFIGS + [
@@ -63,30 +73,33 @@ def winograd_tol(dtype, want):
 
 
 # --- FastConv2D -------------------------------------------------------------
+@pytest.mark.parametrize("cls", IM2COL)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("desc, kwargs, shape", FAST_CASES, ids=[c[0] for c in FAST_CASES])
-def test_fast_conv_equals_reference(desc, kwargs, shape, dtype, place, rng):
-    fast, ref = twins(FastConv2D, Conv2D, **kwargs, bias_init=0.3, rng=rng, dtype=dtype)
+def test_fast_conv_equals_reference(desc, kwargs, shape, dtype, place, rng, cls):
+    fast, ref = twins(cls, Conv2D, **kwargs, bias_init=0.3, rng=rng, dtype=dtype)
     assert_same(fast, ref, rng.standard_normal(shape).astype(dtype), rng, place)
 
 
+@pytest.mark.parametrize("cls", IM2COL)
 @pytest.mark.parametrize("desc, kwargs, shape", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_fast_conv_gradients_match_numerical(desc, kwargs, shape, place, rng):
-    layer = FastConv2D(**kwargs, bias_init=0.1, rng=rng, dtype=np.float64)
+def test_fast_conv_gradients_match_numerical(desc, kwargs, shape, place, rng, cls):
+    layer = cls(**kwargs, bias_init=0.1, rng=rng, dtype=np.float64)
     (x,) = put(place, layer, (rng.standard_normal(shape),))
     res = gradcheck(layer, x)
     assert set(res.errors) == {"x", "W", "b"}
     assert res.passed(1e-6), f"{desc}:\n{res}"
 
 
-def test_fast_conv_without_input_grad_returns_none_and_the_same_weight_grads(rng):
-    fast, ref = twins(FastConv2D, Conv2D, 3, 4, 3, padding=1, rng=rng, dtype=np.float64)
+@pytest.mark.parametrize("cls", IM2COL)
+def test_fast_conv_without_input_grad_returns_none_and_the_same_weight_grads(rng, cls):
+    fast, ref = twins(cls, Conv2D, 3, 4, 3, padding=1, rng=rng, dtype=np.float64)
     fast.compute_input_grad = ref.compute_input_grad = False
     got, _ = assert_same(fast, ref, rng.standard_normal((2, 3, 6, 6)), rng)
     assert got[1] is None
 
 
-@pytest.mark.parametrize("cls", [FastConv2D, WinogradConv2D])
+@pytest.mark.parametrize("cls", IM2COL + [WinogradConv2D])
 def test_second_backward_after_one_forward_gives_the_same_gradients(cls, rng):
     layer = cls(4, 6, 3, padding=1, groups=2, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, 4, 7, 7))
@@ -98,7 +111,7 @@ def test_second_backward_after_one_forward_gives_the_same_gradients(cls, rng):
     np.testing.assert_allclose(dW2, dW1, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("cls", [FastConv2D, WinogradConv2D])
+@pytest.mark.parametrize("cls", IM2COL + [WinogradConv2D])
 def test_workspaces_are_reused_and_survive_a_batch_size_change(cls, rng):
     fast, ref = twins(cls, Conv2D, 3, 4, 3, padding=1, rng=rng, dtype=np.float64)
     for n in (2, 2, 3, 2):
@@ -109,7 +122,7 @@ def test_workspaces_are_reused_and_survive_a_batch_size_change(cls, rng):
     assert all(fast.workspaces[name] is buf for name, buf in buffers.items())
 
 
-@pytest.mark.parametrize("cls", [FastConv2D, WinogradConv2D])
+@pytest.mark.parametrize("cls", IM2COL + [WinogradConv2D])
 def test_forward_and_backward_do_not_modify_input_or_dout(cls, rng):
     layer = cls(4, 6, 3, padding=1, groups=2, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, 4, 5, 5))
@@ -199,19 +212,22 @@ def test_winograd_repr_names_the_class_and_its_tile():
     (dict(in_channels=64, kernel_size=3, padding=1), 4),                  # alexnet-small conv3: 64 channels
     (dict(in_channels=96, kernel_size=3, padding=1, groups=2), 4),        # alexnet-small conv4/5: 48 per group
     (dict(in_channels=32, kernel_size=3, padding=2, groups=2), None),     # alexnet-small conv2: 16 per group
-    (dict(in_channels=1, kernel_size=5, padding=2), None),                # alexnet-small conv1: 1 channel
+    (dict(in_channels=1, kernel_size=5, padding=2), "chunked"),           # alexnet-small conv1: 1 channel
+    (dict(in_channels=3, kernel_size=5, padding=2), "chunked"),           # alexnet-cifar conv1: 3 channels
+    (dict(in_channels=6, kernel_size=3, padding=1, groups=2), "chunked"),  # 3 per group
+    (dict(in_channels=4, kernel_size=3, padding=1), None),                # 4 channels: whole-batch im2col
     (dict(in_channels=16, kernel_size=3, padding=1, groups=1), None),     # fewer than 32 channels
-    (dict(in_channels=3, kernel_size=11, stride=4), None),                # AlexNet conv1: stride 4
+    (dict(in_channels=3, kernel_size=11, stride=4), "chunked"),           # AlexNet conv1: 3 channels, stride 4
     (dict(in_channels=64, kernel_size=3, stride=2, padding=1), None),     # stride 2
     (dict(in_channels=64, kernel_size=7, padding=3), None),               # 7x7: not measured, im2col
     (dict(in_channels=64, kernel_size=(3, 5), padding=1), None),          # non-square kernel
 ])
-def test_conv2d_class_picks_winograd_exactly_where_the_docstring_says(kwargs, expected):
+def test_conv2d_class_picks_each_class_exactly_where_the_docstring_says(kwargs, expected):
     groups = kwargs.get("groups", 1)
     cls = conv2d_class(kwargs["in_channels"], groups, kwargs["kernel_size"], kwargs.get("stride", 1))
-    assert cls is (FastConv2D if expected is None else WinogradConv2D)
+    assert cls is {None: FastConv2D, "chunked": ChunkedConv2D}.get(expected, WinogradConv2D)
     layer = cls(out_channels=2 * groups, **kwargs)
-    if expected is not None:
+    if cls is WinogradConv2D:
         assert layer.tile == expected
 
 
@@ -222,3 +238,36 @@ def test_conv2d_class_leaves_bad_arguments_to_the_constructors_error(groups, ker
     assert conv2d_class(64, groups, kernel_size, 1) is FastConv2D
     with pytest.raises(ValueError, match=error):
         FastConv2D(64, 64, kernel_size, groups=groups)
+
+
+# --- ChunkedConv2D ------------------------------------------------------------
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_chunked_conv_gives_the_same_bits_every_run_and_whatever_the_threads(threads, rng, monkeypatch):
+    monkeypatch.setenv("TINYALEX_THREADS", threads)
+    layer = OneImageChunks(3, 4, 3, padding=1, rng=rng, dtype=np.float32)
+    x = rng.standard_normal((5, 3, 6, 6)).astype(np.float32)
+    dout = rng.standard_normal((5, 4, 6, 6)).astype(np.float32)
+    runs = []
+    for _ in range(3):
+        out = layer.forward(x).copy()
+        dx = layer.backward(dout).copy()
+        runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_chunked_conv_runs_its_chunks_with_one_blas_thread_when_threaded(rng, monkeypatch):
+    import threadpoolctl
+
+    monkeypatch.setenv("TINYALEX_THREADS", "2")
+    layer = OneImageChunks(3, 4, 3, padding=1, rng=rng, dtype=np.float32)
+    seen, fill = [], layer._fill_cols
+
+    def spy(x, lo, hi):
+        seen.append([i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"])
+        return fill(x, lo, hi)
+
+    layer._fill_cols = spy
+    layer.forward(rng.standard_normal((4, 3, 6, 6)).astype(np.float32))
+    assert seen and all(s == [1] for s in seen if s)

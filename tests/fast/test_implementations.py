@@ -11,13 +11,13 @@ import pytest
 
 import tinyalex.layers
 from tinyalex import backend as B
-from tinyalex.fast import (CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastBatchNorm2d, FastConv2D, FastLinear,
-                           FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
+from tinyalex.fast import (ChunkedConv2D, CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU, FastBatchNorm2d, FastConv2D,
+                           FastLinear, FastLRN, FastMaxPool2D, FastReLU, WinogradConv2D, implementations)
 from tinyalex.layers import LRN, BatchNorm2d, Conv2D, Linear, MaxPool2D, ReLU
 from tinyalex.models import build_model
 
-REFERENCE = {FastConv2D: Conv2D, WinogradConv2D: Conv2D, FastLRN: LRN, FastMaxPool2D: MaxPool2D, FastReLU: ReLU,
-             FastLinear: Linear, FastBatchNorm2d: BatchNorm2d, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
+REFERENCE = {FastConv2D: Conv2D, ChunkedConv2D: Conv2D, WinogradConv2D: Conv2D, FastLRN: LRN, FastMaxPool2D: MaxPool2D,
+             FastReLU: ReLU, FastLinear: Linear, FastBatchNorm2d: BatchNorm2d, CudaConv2D: Conv2D, CudaLRN: LRN, CudaMaxPool2D: MaxPool2D, CudaReLU: ReLU}
 NAMES = ("Conv2D", "LRN", "MaxPool2D", "ReLU", "Linear", "BatchNorm2d")
 
 
@@ -36,7 +36,8 @@ def test_fast_true_gives_the_fast_classes():
 
 
 @pytest.mark.parametrize("args,kwargs,cls", [
-    ((3, 96, 11), dict(stride=4), FastConv2D),                       # AlexNet conv1
+    ((3, 96, 11), dict(stride=4), ChunkedConv2D),                    # AlexNet conv1: 3 channels
+    ((4, 8, 3), dict(padding=1), FastConv2D),                        # 4 channels: whole-batch im2col
     ((96, 256, 5), dict(padding=2, groups=2), WinogradConv2D),       # conv2: 48 channels per group
     ((256, 384, 3), dict(padding=1), WinogradConv2D),                # conv3
     ((32, 64, 3, 1, 2, 2), {}, FastConv2D),                          # 16 channels per group (positional groups)
@@ -74,7 +75,7 @@ def test_each_fast_class_subclasses_its_reference_and_owns_forward_and_backward(
 
 def test_repr_names_the_class_that_runs():
     L = implementations(fast=True)
-    assert repr(L.Conv2D(3, 96, 11, stride=4)) == "FastConv2D(3, 96, kernel_size=(11, 11), stride=(4, 4))"
+    assert repr(L.Conv2D(3, 96, 11, stride=4)) == "ChunkedConv2D(3, 96, kernel_size=(11, 11), stride=(4, 4))"
     assert str(L.LRN()).startswith("FastLRN(size=5")
     assert repr(implementations(fast=False).Conv2D(3, 96, 11, stride=4)).startswith("Conv2D(3, 96")
 

@@ -6,7 +6,8 @@ import threadpoolctl
 from tinyalex import backend as B
 from tinyalex.fast import FastLinear, ThreadReplicas, step_runner
 from tinyalex.fast.cpu import num_threads
-from tinyalex.fast.replicas import _blas_controller, replica_count, trunk_and_head
+from tinyalex.fast.cpu import blas_controller
+from tinyalex.fast.replicas import replica_count, trunk_and_head
 from tinyalex.layers import SoftmaxCrossEntropy
 from tinyalex.models import build_model
 from tinyalex.train import SGD
@@ -43,7 +44,7 @@ def test_replicas_compute_the_models_logits_loss_and_gradients(name, replicas, w
     x, y = batch(m, n=10)
     ref_logits, ref_loss, ref_dx = step(m, x, y)
     ref = gradients(m)
-    runner = ThreadReplicas(m, replicas, _blas_controller(), whole_batch_head=whole_batch_head)
+    runner = ThreadReplicas(m, replicas, blas_controller(), whole_batch_head=whole_batch_head)
     assert bool(runner.head) == whole_batch_head
     logits, value, dx = step(runner, x, y)
     np.testing.assert_allclose(logits, ref_logits, rtol=0, atol=1e-12)
@@ -146,7 +147,7 @@ def test_replica_dropout_masks_differ_between_slices_and_repeat_from_the_same_se
     def logits_of_identical_halves():                   # the head split over the slices too, as in a trunk
         m = net(dropout=0.5)
         x, _ = batch(m, n=4)
-        return ThreadReplicas(m, 2, _blas_controller(), whole_batch_head=False).forward(np.concatenate([x, x]))
+        return ThreadReplicas(m, 2, blas_controller(), whole_batch_head=False).forward(np.concatenate([x, x]))
 
     a = logits_of_identical_halves()
     assert not np.allclose(a[:4], a[4:])          # the copy draws its own masks, not the model's again

@@ -1,7 +1,7 @@
 """The fast implementations of the layers, and the one place that chooses them.
 
     L = implementations(fast=True)          # or fast=False: the reference classes of tinyalex/layers
-    conv1 = L.Conv2D(3, 96, 11, stride=4)   # FastConv2D here; a 3x3 conv with 256 channels: WinogradConv2D
+    conv1 = L.Conv2D(3, 96, 11, stride=4)   # ChunkedConv2D here (3 channels); 3x3 with 256: WinogradConv2D
 
 The namespace has Conv2D, LRN, MaxPool2D, ReLU, Linear and BatchNorm2d, each called with
 the reference class's arguments. The choice is made once, when a model is
@@ -10,7 +10,8 @@ built; ``repr(layer)`` names the class that runs.
 One file per layer idea, each fast class a subclass of its reference class
 that owns its whole forward, backward and cache:
 
-    conv.py            FastConv2D (im2col, reused workspaces), WinogradConv2D, conv2d_class (which runs where)
+    conv.py            FastConv2D (im2col, reused workspaces), ChunkedConv2D (im2col a few images at a time,
+                       in cache), WinogradConv2D, conv2d_class (which runs where)
     winograd.py        Winograd's transform matrices and their math
     lrn.py             FastLRN
     pooling.py         FastMaxPool2D, maxpool2d_class
@@ -28,7 +29,7 @@ from types import SimpleNamespace
 from ..backend import BACKENDS
 from ..layers import LRN, BatchNorm2d, Conv2D, Linear, MaxPool2D, ReLU
 from .activation import FastReLU
-from .conv import FastConv2D, WinogradConv2D, conv2d_class
+from .conv import ChunkedConv2D, FastConv2D, WinogradConv2D, conv2d_class
 from .cpu import keep_freed_memory
 from .cuda import CudaConv2D, CudaLRN, CudaMaxPool2D, CudaReLU
 from .linear import FastLinear
@@ -37,7 +38,7 @@ from .normalization import FastBatchNorm2d
 from .pooling import FastMaxPool2D, maxpool2d_class
 from .replicas import ThreadReplicas, step_runner
 
-__all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "WinogradConv2D", "FastLRN",
+__all__ = ["implementations", "conv2d_class", "maxpool2d_class", "FastConv2D", "ChunkedConv2D", "WinogradConv2D", "FastLRN",
            "FastMaxPool2D", "FastReLU", "FastLinear", "FastBatchNorm2d", "CudaConv2D", "CudaLRN", "CudaMaxPool2D", "CudaReLU",
            "ThreadReplicas", "step_runner", "GPU_BACKENDS"]
 
@@ -45,7 +46,7 @@ GPU_BACKENDS = ("cupy", "standin")     # the stand-in follows CuPy's rules, so i
 
 
 def _conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, **kwargs):
-    """Conv2D's arguments -> a WinogradConv2D or a FastConv2D, as :func:`conv2d_class` rules."""
+    """Conv2D's arguments -> a WinogradConv2D, ChunkedConv2D or FastConv2D, as :func:`conv2d_class` rules."""
     cls = conv2d_class(in_channels, groups, kernel_size, stride)
     return cls(in_channels, out_channels, kernel_size, stride, padding, groups, **kwargs)
 
@@ -64,7 +65,7 @@ def implementations(fast=True, backend=None):
 
     ``fast=False``: the reference classes of tinyalex/layers themselves.
     ``fast=True``: FastLRN, FastReLU, FastLinear, FastBatchNorm2d; for Conv2D a factory that
-    picks WinogradConv2D or FastConv2D per layer (:func:`conv2d_class`), for
+    picks WinogradConv2D, ChunkedConv2D or FastConv2D per layer (:func:`conv2d_class`), for
     MaxPool2D one that picks FastMaxPool2D (or the reference for windows over
     255 pixels).
 

@@ -16,10 +16,10 @@ import numbers
 from ..backend import device_of, get_array_module, to_device_of
 from ..layers.base import check_dout, check_input, need_cache
 from ..layers.conv import Conv2D, _pair
-from .cpu import Workspaces, grad_buffer, in_chunks, num_threads
+from .cpu import Workspaces, grad_buffer, in_chunks, num_threads, one_blas_thread
 from .winograd import kron_transforms
 
-__all__ = ["FastConv2D", "WinogradConv2D", "conv2d_class"]
+__all__ = ["FastConv2D", "ChunkedConv2D", "WinogradConv2D", "conv2d_class"]
 
 
 class FastConv2D(Conv2D):
@@ -143,6 +143,148 @@ class FastConv2D(Conv2D):
         dx = xp.empty((N, C, H, W), dtype=dout.dtype)
         dxv = dxT[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
         in_chunks(N, lambda lo, hi: xp.copyto(dx[lo:hi], dxv[lo:hi]), xp)
+        return dx
+
+
+class ChunkedConv2D(Conv2D):
+    r"""Conv2D by im2col a few images at a time, so that each image's columns are used while still in cache.
+
+    :class:`FastConv2D` builds the whole batch's im2col matrix (conv1 of
+    alexnet-small at batch 64: 5 MB; AlexNet's conv1 at 32: 140 MB), runs one
+    product over it, and moves the (G, F/G, N*Ho*Wo) product into the
+    (N, F, Ho, Wo) output in a further pass; backward makes the same trips
+    the other way. This class does the same arithmetic chunk by chunk of the
+    batch (``chunk_bytes`` of columns, about the CPU's L2 cache), in the
+    images' own order, so that the columns, the product and the bias stay in
+    cache, and its products are per image, writing (N, F, Ho, Wo) directly::
+
+        forward, for each chunk of images n:
+            cols[n, g] = im2col(xpad[n], group g)          (K, P)   K = C/G kh kw, P = Ho Wo
+            out[n, g]  = W_g @ cols[n, g] + b_g            (F/G, P): out[n] in its own layout
+        backward, for each chunk:
+            dW_g += sum_n dout[n, g] @ cols[n, g]^T         (F/G, K)
+            db   += sum_n,p dout[n, :, p]
+            dcols[n, g] = W_g^T @ dout[n, g]   (written over cols[n]; it is spent)
+            dx[n] = col2im(dcols[n])                         (adds kh kw shifted windows)
+
+    The chunks' partial dW and db are added in chunk order (the same bits
+    every run). With several tinyalex threads (fast/cpu.py) the chunks run
+    in parallel, each product on one BLAS thread; inside a replica of
+    fast/replicas.py (one thread) they run one after the other.
+
+    Kept between forward and backward: ``x`` (the input) and ``cols_valid``
+    (whether the ``cols`` workspace (N, G, K, P) still holds im2col(x): a
+    backward writes dcols over it, so a second backward rebuilds it).
+    """
+
+    chunk_bytes = 1 << 20       # columns per chunk: about one L2 cache (measured: 0.5 to 4 MB within 5%)
+    max_channels = 3            # conv2d_class: for layers with at most this many input channels per group
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workspaces = Workspaces()
+        self.x = None
+        self.cols_valid = False
+
+    _geometry = FastConv2D._geometry
+
+    def _chunks(self, x, work):
+        """work(lo, hi) over chunks of the batch of about chunk_bytes of columns; one BLAS thread each if threaded."""
+        xp = get_array_module(x)
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        per_image = C * kh * kw * Ho * Wo * x.dtype.itemsize
+        with one_blas_thread(xp):
+            in_chunks(N, work, xp, item_bytes=per_image, chunk_bytes=self.chunk_bytes)
+
+    def _fill_cols(self, x, lo, hi):
+        """cols[lo:hi] = im2col of images lo..hi (padding them first into the xpad workspace)."""
+        xp = get_array_module(x)
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        if ph or pw:
+            xpad = self.workspaces["xpad"]
+            xp.copyto(xpad[lo:hi, :, ph:ph + H, pw:pw + W], x[lo:hi])
+        else:
+            xpad = x
+        sN, sC, sH, sW = xpad.strides
+        view = xp.lib.stride_tricks.as_strided(
+            xpad[lo:hi], shape=(hi - lo, C, kh, kw, Ho, Wo), strides=(sN, sC, sH, sW, sH * sh, sW * sw))
+        cols = self.workspaces["cols"][lo:hi]
+        xp.copyto(cols.reshape(hi - lo, C, kh, kw, Ho, Wo), view)
+        return cols
+
+    def _workspaces(self, x):
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        if ph or pw:
+            self.workspaces.get("xpad", (N, C, H + 2 * ph, W + 2 * pw), x.dtype, x, zero=True)
+        return self.workspaces.get("cols", (N, G, (C // G) * kh * kw, Ho * Wo), x.dtype, x)
+
+    def forward(self, x):
+        """Per chunk: im2col, out[n, g] = W_g @ cols[n, g] (in out's own layout), + b."""
+        check_input(self, x, 4, self.in_channels)
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        xp = get_array_module(x)
+        Wg = self.params["W"].reshape(G, F // G, -1)
+        b = self.params["b"].reshape(1, G, F // G, 1)
+        self._workspaces(x)
+        out = xp.empty((N, G, F // G, Ho * Wo), dtype=x.dtype)
+
+        def work(lo, hi):
+            cols = self._fill_cols(x, lo, hi)
+            xp.matmul(Wg, cols, out=out[lo:hi])          # (G, F/G, K) @ (n, G, K, P) -> (n, G, F/G, P)
+            out[lo:hi] += b
+
+        self._chunks(x, work)
+        self.x, self.cols_valid = x, True
+        return out.reshape(N, F, Ho, Wo)
+
+    def backward(self, dout):
+        """Per chunk: dW, db partial sums; dcols = W^T dout over the spent columns; col2im into dx."""
+        need_cache(self, "x")
+        x = self.x
+        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
+        check_dout(self, dout, (N, F, Ho, Wo))
+        xp = get_array_module(dout)
+        Wt = self.params["W"]
+        K = (C // G) * kh * kw
+        WgT = Wt.reshape(G, F // G, K).transpose(0, 2, 1)
+        d4 = dout.reshape(N, G, F // G, Ho * Wo)
+        refill = not self.cols_valid
+        self._workspaces(x)
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        dx = xp.empty((N, C, H, W), dtype=dout.dtype) if self.compute_input_grad else None
+        dxpad = (self.workspaces.get("dxpad", (N, C, Hp, Wp), dout.dtype, dout)
+                 if self.compute_input_grad and (ph or pw) else dx)
+        partial = {}                                      # lo -> (dW, db) of the chunk starting at lo
+
+        def work(lo, hi):
+            cols = self._fill_cols(x, lo, hi) if refill else self.workspaces["cols"][lo:hi]
+            d = d4[lo:hi]
+            dW = xp.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)     # (G, F/G, K)
+            partial[lo] = dW, d.sum(axis=(0, 3))
+            if dx is None:
+                return
+            xp.matmul(WgT, d, out=cols)                   # dcols (n, G, K, P), over the spent columns
+            c6 = cols.reshape(hi - lo, C, kh, kw, Ho, Wo)
+            dp = dxpad[lo:hi]
+            dp[...] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    # entries (n, c, i, j, y, x) go to xpad[n, c, y*sh + i, x*sw + j]
+                    dp[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += c6[:, :, i, j]
+            if dxpad is not dx:
+                xp.copyto(dx[lo:hi], dp[:, :, ph:ph + H, pw:pw + W])
+
+        self._chunks(x, work)
+        self.cols_valid = dx is None                       # dcols went over the columns
+        gW = grad_buffer(self, "W", Wt.shape, Wt.dtype, dout)
+        gb = grad_buffer(self, "b", (F,), Wt.dtype, dout)
+        firsts = sorted(partial)
+        dW_sum, db_sum = partial[firsts[0]]
+        for lo in firsts[1:]:                             # in chunk order: the same sums every run
+            dW_sum = dW_sum + partial[lo][0]
+            db_sum = db_sum + partial[lo][1]
+        xp.copyto(gW, dW_sum.reshape(Wt.shape))
+        xp.copyto(gb, db_sum.reshape(F))
         return dx
 
 
@@ -376,12 +518,15 @@ class WinogradConv2D(Conv2D):
 
 
 def conv2d_class(in_channels, groups, kernel_size, stride):
-    """The fast class for a Conv2D of this shape: WinogradConv2D or FastConv2D.
+    """The fast class for a Conv2D of this shape: WinogradConv2D, ChunkedConv2D or FastConv2D.
 
-    WinogradConv2D when the stride is 1, the kernel is a square r x r with r
-    in ``WinogradConv2D.tiles`` (3 -> F(4x4, 3x3), 5 -> F(4x4, 5x5)) and there
-    are at least ``WinogradConv2D.min_channels`` (32) input channels per
-    group; else FastConv2D (im2col).
+    * WinogradConv2D when the stride is 1, the kernel is a square r x r with r
+      in ``WinogradConv2D.tiles`` (3 -> F(4x4, 3x3), 5 -> F(4x4, 5x5)) and
+      there are at least ``WinogradConv2D.min_channels`` (32) input channels
+      per group;
+    * else ChunkedConv2D when there are at most ``ChunkedConv2D.max_channels``
+      (3) input channels per group: the first layer, reading the images;
+    * else FastConv2D (im2col over the whole batch).
 
     Why: Winograd does 4x (3x3) to 6.25x (5x5) fewer multiplications, but its
     tile transforms cost more than that saves when a layer has few input
@@ -389,8 +534,12 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
     group: a tie). On AlexNet's conv2 to conv5 it was 1.4 to 2x faster;
     float32 error about 1e-5 of the largest output (im2col: 6e-7). The
     measurements and their scripts are in docs/layers.md ("Winograd
-    convolution"). Arguments a Conv2D would refuse give FastConv2D, whose
-    constructor then names the problem.
+    convolution"). ChunkedConv2D's in-cache chunks took 17 to 60% off the
+    forward and backward of the first layers of alexnet-small, alexnet-cifar,
+    ZFNet and VGG (a tie on AlexNet's 11x11 / 4 conv1), but its per-chunk
+    col2im made the backward of layers with 16 or more channels slower
+    (docs/performance.md). Arguments a Conv2D would refuse give FastConv2D,
+    whose constructor then names the problem.
     """
     try:
         (kh, kw), stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
@@ -401,4 +550,6 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
     if (stride == (1, 1) and kh == kw and kh in WinogradConv2D.tiles
             and in_channels // groups >= WinogradConv2D.min_channels):
         return WinogradConv2D
+    if 1 <= in_channels // groups <= ChunkedConv2D.max_channels:
+        return ChunkedConv2D
     return FastConv2D

@@ -28,18 +28,21 @@ Workspaces
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
+import threadpoolctl
 
 from ..backend import device_of, get_array_module
 
-__all__ = ["num_threads", "single_thread", "in_chunks", "Workspaces", "grad_buffer", "zero_operand",
+__all__ = ["num_threads", "single_thread", "in_chunks", "blas_controller", "one_blas_thread", "Workspaces", "grad_buffer", "zero_operand",
            "keep_freed_memory"]
 
 
@@ -116,6 +119,27 @@ def in_chunks(n, work, xp, item_bytes=0, chunk_bytes=8 << 20):
     futures = [ex.submit(work, lo, hi) for lo, hi in pairs]
     for f in futures:
         f.result()          # re-raises a worker's exception here
+
+
+@functools.lru_cache(maxsize=1)
+def blas_controller():
+    """threadpoolctl's controller of the BLAS libraries NumPy loaded, or None when it knows none of them.
+
+    Found once per process (NumPy loads its BLAS when it is imported, before this runs)."""
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    return controller if controller.lib_controllers else None
+
+
+def one_blas_thread(xp):
+    """A context in which BLAS runs on one thread, when :func:`in_chunks` is about to run products in parallel.
+
+    For NumPy with several tinyalex threads: each chunk's product then runs on
+    its own core instead of every chunk asking OpenBLAS for all of them. In a
+    single-threaded caller (a replica of fast/replicas.py, TINYALEX_THREADS=1),
+    on other array modules, or without a BLAS threadpoolctl knows: nothing.
+    """
+    controller = blas_controller() if xp is numpy and num_threads() > 1 else None
+    return controller.limit(limits=1) if controller is not None else contextlib.nullcontext()
 
 
 def _fits(buf, shape, dtype, like):

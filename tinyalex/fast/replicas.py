@@ -67,17 +67,15 @@ reproducible and resumable from its checkpoint.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
-import threadpoolctl
 
 from ..backend import DeviceGenerators, get_array_module
 from ..layers import BatchNorm, Dropout, Flatten, Linear, ReLU, Tanh
-from .cpu import grad_buffer, in_chunks, num_threads, single_thread
+from .cpu import blas_controller, grad_buffer, in_chunks, num_threads, single_thread
 
 __all__ = ["ThreadReplicas", "step_runner", "replicas_for", "replica_count", "trunk_and_head"]
 
@@ -107,15 +105,6 @@ def _pool(n):
         return _pools[key]
 
 
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's controller of the BLAS libraries NumPy loaded, or None when it knows none of them.
-
-    Found once per process (NumPy loads its BLAS when it is imported, before this runs)."""
-    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
-    return controller if controller.lib_controllers else None
-
-
 def replicas_for(model, replicas=None):
     """How many replicas :func:`step_runner` splits ``model``'s step over (1: none).
 
@@ -129,7 +118,7 @@ def replicas_for(model, replicas=None):
     if (n < 2 or not getattr(model, "config", {}).get("fast", False)
             or not params or any(get_array_module(p) is not numpy for p in params)
             or any(isinstance(layer, BatchNorm) for _, layer in model.named_layers())
-            or _blas_controller() is None):
+            or blas_controller() is None):
         return 1
     return n
 
@@ -156,7 +145,7 @@ def trunk_and_head(model):
 def step_runner(model, replicas=None):
     """What runs a training step's forward and backward: ThreadReplicas(model, n) or the model itself."""
     n = replicas_for(model, replicas)
-    return model if n == 1 else ThreadReplicas(model, n, _blas_controller())
+    return model if n == 1 else ThreadReplicas(model, n, blas_controller())
 
 
 class ThreadReplicas:
