@@ -261,6 +261,8 @@ class ThreadReplicas:
         shards = []
         for lo, hi in zip(rows, rows[1:]):
             shard = copy.copy(layer)                   # the layer's own forward and backward, on rows lo..hi
+            for wrapped in ("forward", "backward"):    # the class's passes, not wrappers set on the instance
+                vars(shard).pop(wrapped, None)         # (a profiler's) that would run the whole layer
             shard.out_features = hi - lo
             shard.params = {"W": W[lo:hi], "b": b[lo:hi]}
             shard.grads = {"W": dW[lo:hi], "b": db[lo:hi]}
@@ -299,7 +301,7 @@ class ThreadReplicas:
         """model.grads[w] += each other replica's grads[w] for the trunk's w, in place, in threads for large ones."""
         others = [dict(g for n, top in self._trunk_layers(r) for g in top.named_gradients(n)) for r in used[1:]]
         for name, g in (g for n, top in self._trunk_layers(self.model) for g in top.named_gradients(n)):
-            if not g.flags.c_contiguous:
+            if not g.flags.c_contiguous or g.size <= 1 << 16:      # small: here (a thread costs more)
                 for o in others:
                     g += o[name]
                 continue
@@ -309,4 +311,4 @@ class ThreadReplicas:
                 for a in adds:
                     flat[lo:hi] += a[lo:hi]
 
-            in_chunks(flat.size, work, numpy, item_bytes=g.itemsize * (1 + len(adds)) if flat.size > 1 << 16 else 0)
+            in_chunks(flat.size, work, numpy, item_bytes=g.itemsize * (1 + len(adds)))
