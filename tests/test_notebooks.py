@@ -161,14 +161,14 @@ def test_notebooks_show_no_tqdm_warning():
 
 
 def test_notebook_2_names_the_fast_class_that_runs_each_alexnet_convolution():
-    """Issue 14: which code runs is shown, not hidden: FastConv2D for conv1 (11x11, stride 4),
+    """Issue 14: which code runs is shown, not hidden: ChunkedConv2D for conv1 (3 input channels),
     WinogradConv2D for conv2-conv5, each timed beside the reference Conv2D."""
     reason = _kernel_available()
     if reason:
         pytest.skip(reason)
     text = _text_outputs(_executed(NB_DIR / "02-convolution-im2col.ipynb"))
-    classes = dict(re.findall(r"^(conv\d) .*?\b(FastConv2D|WinogradConv2D)\b", text, re.M))
-    assert classes == {"conv1": "FastConv2D", "conv2": "WinogradConv2D", "conv3": "WinogradConv2D",
+    classes = dict(re.findall(r"^(conv\d) .*?\b(FastConv2D|ChunkedConv2D|WinogradConv2D)\b", text, re.M))
+    assert classes == {"conv1": "ChunkedConv2D", "conv2": "WinogradConv2D", "conv3": "WinogradConv2D",
                        "conv4": "WinogradConv2D", "conv5": "WinogradConv2D"}
 
 
