@@ -21,9 +21,11 @@
 # what `build_model(..., fast=False)` runs. Models built with `fast=True`
 # (the default) run the *fast* classes of `tinyalex/fast/conv.py`, which
 # compute the same numbers faster: `FastConv2D` (im2col with reused
-# workspaces and fewer copies) and `WinogradConv2D` (Winograd's minimal
-# filtering, Lavin and Gray 2015, for stride-1 3×3 and 5×5 layers: AlexNet's
-# conv2-conv5). `tinyalex.fast.implementations(fast=True)` picks the class
+# workspaces and fewer copies), `ChunkedConv2D` (im2col a few images at a
+# time, so the columns stay in cache: for a first layer, which reads the
+# images' 1 or 3 channels: AlexNet's conv1) and `WinogradConv2D` (Winograd's
+# minimal filtering, Lavin and Gray 2015, for stride-1 3×3 and 5×5 layers:
+# AlexNet's conv2-conv5). `tinyalex.fast.implementations(fast=True)` picks the class
 # for each layer once, when the model is built. The last sections print
 # which class runs each of AlexNet's convolutions and time both.
 
@@ -189,8 +191,9 @@ print(f"16 -> 32 channels, 3x3, float64: loop {t_loop * 1e3:.0f} ms, reference i
 # **fast** classes of tinyalex/fast/conv.py by the layer's shape
 # (`conv2d_class`): `WinogradConv2D` (Winograd's minimal filtering, Lavin
 # and Gray 2015) for stride-1 3×3 and 5×5 kernels with at least 32 input
-# channels per group, `FastConv2D` (im2col with reused workspaces and fewer
-# copies) otherwise. Below, AlexNet's five convolutions with their own
+# channels per group, `ChunkedConv2D` (im2col a few images at a time, in
+# cache) for layers with at most 3 input channels per group, `FastConv2D`
+# (im2col with reused workspaces and fewer copies) otherwise. Below, AlexNet's five convolutions with their own
 # arguments and input shapes (read from `build_model("alexnet")`), each built
 # twice from one seed, so both have the same weights: the reference class
 # and the class `implementations(fast=True)` gives. Each is timed for one
@@ -228,7 +231,8 @@ for name, layer in net.children().items():
 
 # %% [markdown]
 # The fast classes give the same numbers up to float32 rounding (Winograd
-# reorders the additions, so its differences are larger than FastConv2D's).
+# reorders the additions, so its differences are larger than the im2col
+# classes').
 # Both are subclasses of the reference `Conv2D`, with its constructor and
 # checks; they own their own forward, backward and workspaces.
 #
