@@ -193,3 +193,16 @@ def test_a_bad_tinyalex_replicas_names_the_variable(value, monkeypatch):
 
 def test_runners_of_one_size_share_one_pool_of_threads():
     assert step_runner(net(), 2).pool is step_runner(net(), 2).pool
+
+
+def test_a_fully_connected_layer_too_narrow_to_split_runs_whole_and_gives_the_same_step():
+    m = net(num_classes=3)                              # fc8: 3 neurons, fewer than 2 per thread
+    x, y = batch(m, n=8)
+    ref_logits, ref_loss, _ = step(m, x, y)
+    ref = gradients(m)
+    runner = step_runner(m, 2)
+    logits, value, _ = step(runner, x, y)
+    assert "fc8" not in runner.shards and "fc7" in runner.shards
+    np.testing.assert_allclose(logits, ref_logits, rtol=0, atol=1e-12)
+    for k, g in m.named_gradients():
+        np.testing.assert_allclose(g, ref[k], rtol=0, atol=1e-12, err_msg=k)

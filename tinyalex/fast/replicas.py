@@ -250,9 +250,17 @@ class ThreadReplicas:
         return out
 
     def _head_forward(self, name, layer, x):
-        """A Linear: its rows split over the threads (one shard each); any other head layer: as it is."""
-        if not isinstance(layer, Linear) or self.n == 1 or layer.out_features < 2 * self.n:
-            return layer.forward(x)
+        """A Linear: its rows split over the threads (one shard each); any other head layer: here, unthreaded.
+
+        ReLU and dropout on (N, 4096) are a few hundred KB: handing them to
+        tinyalex's thread pool costs more than the work. A Linear too narrow
+        to split runs in one replica thread (one BLAS thread: OpenBLAS's own
+        threads would spin after it, docs/performance.md).
+        """
+        if not isinstance(layer, Linear):
+            return single_thread(lambda: layer.forward(x))
+        if self.n == 1 or layer.out_features < 2 * self.n:
+            return self._run([lambda: layer.forward(x)])[0]
         F = layer.out_features
         W, b = layer.params["W"], layer.params["b"]
         dW = grad_buffer(layer, "W", W.shape, W.dtype, x)      # the shards write into row views of these
@@ -273,7 +281,9 @@ class ThreadReplicas:
 
     def _head_backward(self, name, layer, dout):
         if name not in self.shards:
-            return layer.backward(dout)
+            if isinstance(layer, Linear):
+                return self._run([lambda: layer.backward(dout)])[0]
+            return single_thread(lambda: layer.backward(dout))
         dxs = self._run([lambda s=s, lo=lo, hi=hi: s.backward(dout[:, lo:hi]) for s, lo, hi in self.shards[name]])
         dx = dxs[0]
         for d in dxs[1:]:
