@@ -64,6 +64,13 @@ class FastConv2D(Conv2D):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, self.groups
 
+    def _backward_start(self, dout):
+        """What an im2col backward starts with: the input forward kept, its geometry, dout checked against it."""
+        need_cache(self, "x")
+        g = self._geometry(self.x.shape)
+        check_dout(self, dout, (g[0], g[4], g[5], g[6]))              # (N, F, Ho, Wo)
+        return self.x, g
+
     def _fill_cols(self, x):
         """cols[g, (c, i, j), (n, y, x)] = xpad[n, g*Cg + c, y*sh + i, x*sw + j], into the workspace."""
         xp = get_array_module(x)
@@ -105,10 +112,7 @@ class FastConv2D(Conv2D):
 
     def backward(self, dout):
         """dW^T = cols @ dout^T; dcols written over cols; channel-major col2im."""
-        need_cache(self, "x")
-        x = self.x
-        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
-        check_dout(self, dout, (N, F, Ho, Wo))
+        x, (N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G) = self._backward_start(dout)
         xp = get_array_module(dout)
         Wt = self.params["W"]
         M = N * Ho * Wo
@@ -187,6 +191,7 @@ class ChunkedConv2D(Conv2D):
         self.cols_valid = False
 
     _geometry = FastConv2D._geometry
+    _backward_start = FastConv2D._backward_start
 
     def _chunks(self, x, work):
         """work(lo, hi) over chunks of the batch of about chunk_bytes of columns; one BLAS thread each if threaded."""
@@ -239,10 +244,7 @@ class ChunkedConv2D(Conv2D):
 
     def backward(self, dout):
         """Per chunk: dW, db partial sums; dcols = W^T dout over the spent columns; col2im into dx."""
-        need_cache(self, "x")
-        x = self.x
-        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
-        check_dout(self, dout, (N, F, Ho, Wo))
+        x, (N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G) = self._backward_start(dout)
         xp = get_array_module(dout)
         Wt = self.params["W"]
         K = (C // G) * kh * kw

@@ -123,6 +123,7 @@ class CudaConv2D(Conv2D):
         self.cols_valid = False
 
     _geometry = FastConv2D._geometry        # (N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G) of an input shape
+    _backward_start = FastConv2D._backward_start   # (x kept by forward, its geometry), dout checked
 
     def _fill_cols(self, x):
         """cols[g, (c, i, j), (n, y, x)] = xpad[n, g*Cg + c, y*sh + i, x*sw + j]: 1 or 2 copies."""
@@ -157,10 +158,7 @@ class CudaConv2D(Conv2D):
 
     def backward(self, dout):
         """dW = dout cols^T; db = sum of dout; dcols = W^T dout over cols; col2im by add_windows."""
-        need_cache(self, "x")
-        x = self.x
-        N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G = self._geometry(x.shape)
-        check_dout(self, dout, (N, F, Ho, Wo))
+        x, (N, C, H, W, F, Ho, Wo, kh, kw, sh, sw, ph, pw, G) = self._backward_start(dout)
         xp = get_array_module(dout)
         Wt = self.params["W"]
         cols = self.workspaces["cols"] if self.cols_valid else self._fill_cols(x)
