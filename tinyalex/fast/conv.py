@@ -283,8 +283,8 @@ class ChunkedConv2D(Conv2D):
         firsts = sorted(partial)
         dW_sum, db_sum = partial[firsts[0]]
         for lo in firsts[1:]:                             # in chunk order: the same sums every run
-            dW_sum = dW_sum + partial[lo][0]
-            db_sum = db_sum + partial[lo][1]
+            dW_sum += partial[lo][0]                      # (the first chunk's sums are fresh arrays)
+            db_sum += partial[lo][1]
         xp.copyto(gW, dW_sum.reshape(Wt.shape))
         xp.copyto(gb, db_sum.reshape(F))
         return dx
