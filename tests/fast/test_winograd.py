@@ -5,7 +5,7 @@ WinogradConv2D itself is tested against the reference Conv2D in tests/fast/test_
 import numpy as np
 import pytest
 
-from tinyalex.fast.winograd import correlate_1d, interpolation_points, kron, kron_transforms, winograd_matrices
+from tinyalex.fast.winograd import correlate_1d, interpolation_points, transform_tiles, winograd_matrices
 
 TILES = [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5), (3, 2), (4, 1)]
 
@@ -44,17 +44,33 @@ def test_bad_tile_sizes_are_refused():
         winograd_matrices(0, 3)
 
 
-def test_kron_is_numpys_kronecker_product(rng):
-    P, Q = rng.standard_normal((2, 3)), rng.standard_normal((4, 5))
-    np.testing.assert_array_equal(kron(P, Q), np.kron(P, Q))
+def _transform(T, X):
+    b, a = T.shape
+    L = X.size // (a * a)
+    return transform_tiles(np, T, X, np.empty((b * b, L)))
+
+
+@pytest.mark.parametrize("b,a", [(6, 6), (4, 6), (6, 4), (6, 3), (3, 6)])
+def test_transform_tiles_is_the_kronecker_product_on_every_column(b, a, rng):
+    """Rows then columns equal one (T (x) T) @ vec(tile) product, vec row by row, for every column l."""
+    T, X = rng.standard_normal((b, a)), rng.standard_normal((a * a, 7))
+    np.testing.assert_allclose(_transform(T, X), np.kron(T, T) @ X, rtol=1e-12, atol=1e-12)
+
+
+def test_transform_tiles_on_column_chunks_equals_the_whole(rng):
+    T, X = rng.standard_normal((4, 6)), rng.standard_normal((36, 7))
+    out = np.empty((16, 7))
+    for lo, hi in [(0, 3), (3, 4), (4, 7)]:
+        transform_tiles(np, T, X, out, lo, hi)
+    np.testing.assert_allclose(out, _transform(T, X), rtol=1e-13, atol=1e-13)    # BLAS may order the 6-term sums per width
 
 
 @pytest.mark.parametrize("m,r", [(4, 3), (4, 5), (2, 3)])
 def test_2d_transforms_reproduce_direct_2d_correlation_on_one_tile(m, r, rng):
-    """vec(Y) = KA @ ((KG @ vec(g)) * (KB @ vec(d))) is the m x m correlation of an a x a tile with g."""
+    """Y = A^T [(G g G^T) * (B^T d B)] A is the m x m correlation of an a x a tile with g."""
     a = m + r - 1
     g, d = rng.standard_normal((r, r)), rng.standard_normal((a, a))
-    KB, KG, KA = kron_transforms(m, r)
-    Y = (KA @ ((KG @ g.reshape(-1)) * (KB @ d.reshape(-1)))).reshape(m, m)
+    AT, G, BT = winograd_matrices(m, r)
+    Y = _transform(AT, _transform(G, g.reshape(-1, 1)) * _transform(BT, d.reshape(-1, 1))).reshape(m, m)
     direct = np.array([[np.sum(g * d[i:i + r, j:j + r]) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(Y, direct, rtol=1e-12, atol=1e-12)

@@ -17,7 +17,7 @@ from ..backend import device_of, get_array_module, to_device_of
 from ..layers.base import check_dout, check_input, need_cache
 from ..layers.conv import Conv2D, _pair
 from .cpu import Workspaces, grad_buffer, in_chunks, num_threads, one_blas_thread
-from .winograd import kron_transforms
+from .winograd import transform_tiles, winograd_matrices
 
 __all__ = ["FastConv2D", "ChunkedConv2D", "WinogradConv2D", "conv2d_class"]
 
@@ -325,6 +325,7 @@ class WinogradConv2D(Conv2D):
 
     tiles = {3: 4, 5: 4}    # kernel size r -> output tile m of F(m x m, r x r)
     min_channels = 32       # conv2d_class: Winograd only with at least this many input channels per group
+    chunk_bytes = 1 << 20   # tile transforms, columns per chunk (measured: 128 KB to 1 MB within 20%, whole 2.9x slower)
 
     def __init__(self, *args, tile=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -343,13 +344,25 @@ class WinogradConv2D(Conv2D):
         return f"{super().extra_repr()}, tile={self.tile}"
 
     def _transforms(self, like):
-        """(KB, KG, KA) of fast/winograd.py in ``like``'s dtype and on its device (cast and copied once)."""
+        """The 1-D transforms of fast/winograd.py in ``like``'s dtype, on its device (cast and copied once).
+
+        A dict: ``BT`` (a, a), ``G`` (a, r), ``AT`` (m, a) for the forward and
+        their transposes ``B``, ``GT``, ``A`` (contiguous) for the backward.
+        """
         key = (self.tile, str(like.dtype), get_array_module(like).__name__, device_of(like))
         if key not in self.constants:
-            host = [K.astype(like.dtype) for K in kron_transforms(self.tile, self.kernel_size[0])]
+            AT, G, BT = winograd_matrices(self.tile, self.kernel_size[0])
+            host = dict(BT=BT, G=G, AT=AT, B=BT.T.copy(), GT=G.T.copy(), A=AT.T.copy())
             self.constants.clear()
-            self.constants[key] = tuple(to_device_of(K, like) for K in host)
+            self.constants[key] = {k: to_device_of(v.astype(like.dtype), like) for k, v in host.items()}
         return self.constants[key]
+
+    def _transform(self, T, X, out, like):
+        """out = T X T^T per tile (fast/winograd.py ``transform_tiles``), on chunks of columns that fit in cache."""
+        xp, a = get_array_module(like), T.shape[1]
+        in_chunks(X.size // (a * a), lambda lo, hi: transform_tiles(xp, T, X, out, lo, hi), xp,
+                  item_bytes=a * a * X.itemsize, chunk_bytes=self.chunk_bytes)
+        return out
 
     def _geometry(self, x_shape):
         """Shapes: tiles th x tw of m x m outputs; input tiles a x a read from a padded input (Hp, Wp)."""
@@ -388,13 +401,12 @@ class WinogradConv2D(Conv2D):
         in_chunks(C, lambda lo, hi: xp.copyto(D6[:, :, lo:hi], view[:, :, lo:hi]), xp)
         return D
 
-    def _transform_input(self, x, g, KB):
-        """V = B^T d B for every channel and tile, into the V workspace: one (a^2, a^2) @ (a^2, C*T) product."""
-        xp = get_array_module(x)
+    def _transform_input(self, x, g, BT):
+        """V = B^T d B for every channel and tile, into the V workspace (B^T along rows, then columns)."""
         a, C, T = g["a"], g["C"], g["T"]
         D = self._gather_tiles(x, g)
         V = self.workspaces.get("V", (a * a, C, T), x.dtype, x)
-        xp.matmul(KB, D.reshape(a * a, C * T), out=V.reshape(a * a, C * T))
+        self._transform(BT, D, V, x)
         self.V_valid = True
         return V
 
@@ -406,11 +418,12 @@ class WinogradConv2D(Conv2D):
         xp = get_array_module(x, Wt)
         g = self._geometry(x.shape)
         C, F, G, a, T, r = g["C"], g["F"], g["G"], g["a"], g["T"], g["r"]
-        KB, KG, KA = self._transforms(x)
-        V = self._transform_input(x, g, KB)
-        # U = G g G^T for every filter: (a^2, r^2) @ (r^2, F*Cg)
+        K = self._transforms(x)
+        V = self._transform_input(x, g, K["BT"])
+        # U = G g G^T for every filter: g laid out (r, r, F*Cg) first
         Cg = C // G
-        U = xp.matmul(KG, Wt.reshape(F * Cg, r * r).T)                       # (a^2, F*Cg), columns (f, c)
+        U = xp.empty((a * a, F * Cg), dtype=x.dtype)                          # (a^2, F*Cg), columns (f, c)
+        self._transform(K["G"], Wt.reshape(F * Cg, r * r).T.copy(), U, x)
         # M[xi] = U[xi] @ V[xi], batched over the a^2 points and the groups
         Ub = U.reshape(a * a * G, F // G, Cg)
         Vb = V.reshape(a * a * G, Cg, T)
@@ -418,9 +431,9 @@ class WinogradConv2D(Conv2D):
         # one batched matmul (one BLAS call per point and group, each on all BLAS threads): on an idle
         # machine faster than splitting the points over tinyalex's threads (docs/layers.md)
         xp.matmul(Ub, Vb, out=Mw.reshape(a * a * G, F // G, T))
-        # Y = A^T M A per tile: (m^2, a^2) @ (a^2, F*T)
+        # Y = A^T M A per tile
         Y = self.workspaces.get("Y", (m * m, F, T), x.dtype, x)
-        xp.matmul(KA, Mw.reshape(a * a, F * T), out=Y.reshape(m * m, F * T))
+        self._transform(K["AT"], Mw, Y, x)
         out = self._scatter_output(Y, g, b, xp)
         self.x, self.U, self.geometry = x, U, g
         return out
@@ -460,9 +473,9 @@ class WinogradConv2D(Conv2D):
         xp = get_array_module(dout)
         Wt = self.params["W"]
         Cg = C // G
-        KB, KG, KA = self._transforms(dout)
+        K = self._transforms(dout)
         # a second backward after one forward: dV was written over V, rebuild it
-        V = self.workspaces["V"] if self.V_valid else self._transform_input(self.x, g, KB)
+        V = self.workspaces["V"] if self.V_valid else self._transform_input(self.x, g, K["BT"])
         # dY per output tile, zero beyond (Ho, Wo): the transpose of the cropping scatter
         doutT = self.workspaces.get("outT", (F, th * m, tw * m, N), dout.dtype, dout)
         if th * m != Ho or tw * m != Wo:
@@ -479,14 +492,14 @@ class WinogradConv2D(Conv2D):
                     xp.copyto(dY6[p, q, lo:hi], doutT[lo:hi, p::m, q::m])
 
         in_chunks(F, map_to_tiles, xp)
-        # dM = (A^T (x) A^T)^T dY
+        # dM = A dY A^T per tile
         dM = self.workspaces.get("M", (a * a, F, T), dout.dtype, dout)
-        xp.matmul(KA.T, dY.reshape(m * m, F * T), out=dM.reshape(a * a, F * T))
+        self._transform(K["A"], dY, dM, dout)
         dMb = dM.reshape(a * a * G, F // G, T)
         # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = (G (x) G)^T dU
         dU = xp.empty((a * a * G, F // G, Cg), dtype=dout.dtype)
         xp.matmul(dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), out=dU)
-        dg = xp.matmul(KG.T, dU.reshape(a * a, F * Cg))                           # (r^2, F*Cg)
+        dg = self._transform(K["GT"], dU, xp.empty((r * r, F * Cg), dtype=dout.dtype), dout)   # G^T dU G
         dW = grad_buffer(self, "W", Wt.shape, Wt.dtype, dout)
         xp.copyto(dW.reshape(F * Cg, r * r), dg.T)
         db = grad_buffer(self, "b", (F,), Wt.dtype, dout)
@@ -497,9 +510,9 @@ class WinogradConv2D(Conv2D):
         Ub = U.reshape(a * a * G, F // G, Cg)
         xp.matmul(Ub.transpose(0, 2, 1), dMb, out=V.reshape(a * a * G, Cg, T))
         self.V_valid = False
-        # dd = (B^T (x) B^T)^T dV per tile, into the tile workspace D
+        # dd = B dV B^T per tile, into the tile workspace D
         dD = self.workspaces.get("D", (a * a, C, T), dout.dtype, dout)
-        xp.matmul(KB.T, V.reshape(a * a, C * T), out=dD.reshape(a * a, C * T))
+        self._transform(K["B"], V, dD, dout)
         dD6 = dD.reshape(a, a, C, th, tw, N)
         # scatter-add the overlapping tiles into the batch-innermost padded buffer, then crop
         dxT = self.workspaces.get("dxT", (C, g["Hp"], g["Wp"], N), dout.dtype, dout)

@@ -62,14 +62,14 @@ for F(4, 5): 64 against 400), less what the ragged last tiles waste. With
 groups, U and V are split per group and the products are batched over
 (point, group).
 
-The transforms are written as matrix products too: vectorising the tile
-row by row, :math:`\mathrm{vec}(B^T d B) = (B^T \otimes B^T) \mathrm{vec}(d)`,
-so V for all channels and tiles is one (a^2 x a^2) @ (a^2 x C T) product
-(and likewise U with :math:`G \otimes G`, Y with :math:`A^T \otimes A^T`).
-This costs a^2 multiply-adds per tile entry where the separable form
-(B^T, then B) costs 2a, but it is one matrix product at BLAS speed: for
-conv4's V, 13 ms against 10 ms for the separable form as two products, a
-small price for one line of code.
+The transforms are matrix products too, one per axis of the tile:
+:math:`B^T d B` for all channels and tiles at once is B^T applied to the
+tiles' rows, then to their columns (:func:`transform_tiles`): 2a
+multiply-adds per tile entry. (The Kronecker form
+:math:`\mathrm{vec}(B^T d B) = (B^T \otimes B^T) \mathrm{vec}(d)`, one
+(a^2 x a^2) @ (a^2 x C T) product, costs a^2; tinyalex used it until
+2026-12-01, and the two products took 40 to 60% less time on the small
+nets' and AlexNet's layers: docs/performance.md.)
 
 Tiling, padding, ragged edges
 -----------------------------
@@ -112,7 +112,7 @@ from fractions import Fraction
 
 from ..backend import to_host
 
-__all__ = ["interpolation_points", "winograd_matrices", "correlate_1d", "kron", "kron_transforms"]
+__all__ = ["interpolation_points", "winograd_matrices", "correlate_1d", "transform_tiles"]
 
 
 def interpolation_points(count):
@@ -186,16 +186,20 @@ def correlate_1d(g, d, m):
     return AT @ ((G @ to_host(g).astype("float64")) * (BT @ to_host(d).astype("float64")))
 
 
-def kron(P, Q):
-    """The Kronecker product P (x) Q of two host matrices: (P (x) Q)[(i, k), (j, l)] = P[i, j] Q[k, l]."""
-    return (P[:, None, :, None] * Q[None, :, None, :]).reshape(P.shape[0] * Q.shape[0], P.shape[1] * Q.shape[1])
+def transform_tiles(xp, T, X, out, lo=0, hi=None):
+    """out = T X T^T for the tiles in columns lo..hi: X (a, a, L) -> out (b, b, L), for a (b, a) matrix T.
 
-
-def kron_transforms(m, r):
-    """The 2-D F(m x m, r x r) transforms as Kronecker products (host, float64): (KB, KG, KA).
-
-    KB = B^T (x) B^T (a^2, a^2): vec(V) = KB @ vec(d);  KG = G (x) G (a^2, r^2): vec(U) = KG @ vec(g);
-    KA = A^T (x) A^T (m^2, a^2): vec(Y) = KA @ vec(M). vec() is row by row (C order).
+    X and out may be shaped (a*a, ...) and (b*b, ...): tile point (i, j) is
+    row i*a + j, the L columns are every channel (or filter) and tile. Two
+    products: T along the tiles' rows, ``tmp[j, i', l] = sum_i T[i', i]
+    X[i, j, l]``, then along their columns, ``out[i', j', l] = sum_j T[j', j]
+    tmp[j, i', l]`` (each batched over the other axis). A few columns at a
+    time keep ``tmp`` in cache (WinogradConv2D runs it on chunks of about
+    1 MB). The forward uses it with B^T (V), G (U) and A^T (Y); the backward
+    with their transposes. Returns out.
     """
-    AT, G, BT = winograd_matrices(m, r)
-    return tuple(kron(M, M) for M in (BT, G, AT))
+    b, a = T.shape
+    X3, out3 = X.reshape(a, a, -1), out.reshape(b, b, -1)
+    tmp = xp.matmul(T, X3[:, :, lo:hi].transpose(1, 0, 2))                  # (a, b, n)
+    xp.matmul(T, tmp.transpose(1, 0, 2), out=out3[:, :, lo:hi])               # (b, b, n)
+    return out
