@@ -190,7 +190,7 @@ print(f"16 -> 32 channels, 3x3, float64: loop {t_loop * 1e3:.0f} ms, reference i
 # For each layer, `implementations(fast=True).Conv2D(...)` picks one of the
 # **fast** classes of tinyalex/fast/conv.py by the layer's shape
 # (`conv2d_class`): `WinogradConv2D` (Winograd's minimal filtering, Lavin
-# and Gray 2015) for stride-1 3×3 and 5×5 kernels with at least 32 input
+# and Gray 2015) for stride-1 3×3 and 5×5 kernels with at least 4 input
 # channels per group, `ChunkedConv2D` (im2col a few images at a time, in
 # cache) for layers with at most 3 input channels per group, `FastConv2D`
 # (im2col with reused workspaces and fewer copies) otherwise. Below, AlexNet's five convolutions with their own

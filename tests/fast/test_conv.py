@@ -211,12 +211,13 @@ def test_winograd_repr_names_the_class_and_its_tile():
     (dict(in_channels=96, kernel_size=5, padding=2, groups=2), 4),        # conv2: F(4x4, 5x5)
     (dict(in_channels=64, kernel_size=3, padding=1), 4),                  # alexnet-small conv3: 64 channels
     (dict(in_channels=96, kernel_size=3, padding=1, groups=2), 4),        # alexnet-small conv4/5: 48 per group
-    (dict(in_channels=32, kernel_size=3, padding=2, groups=2), None),     # alexnet-small conv2: 16 per group
+    (dict(in_channels=32, kernel_size=3, padding=2, groups=2), 4),        # alexnet-small conv2: 16 per group
     (dict(in_channels=1, kernel_size=5, padding=2), "chunked"),           # alexnet-small conv1: 1 channel
     (dict(in_channels=3, kernel_size=5, padding=2), "chunked"),           # alexnet-cifar conv1: 3 channels
     (dict(in_channels=6, kernel_size=3, padding=1, groups=2), "chunked"),  # 3 per group
-    (dict(in_channels=4, kernel_size=3, padding=1), None),                # 4 channels: whole-batch im2col
-    (dict(in_channels=16, kernel_size=3, padding=1, groups=1), None),     # fewer than 32 channels
+    (dict(in_channels=4, kernel_size=3, padding=1), 4),                   # 4 channels: Winograd from here up
+    (dict(in_channels=4, kernel_size=5, padding=2), 4),                   # googlenet-small's 5x5 after a 1x1
+    (dict(in_channels=16, kernel_size=1), None),                          # 1x1: no Winograd tile
     (dict(in_channels=3, kernel_size=11, stride=4), "chunked"),           # AlexNet conv1: 3 channels, stride 4
     (dict(in_channels=64, kernel_size=3, stride=2, padding=1), None),     # stride 2
     (dict(in_channels=64, kernel_size=7, padding=3), None),               # 7x7: not measured, im2col

@@ -158,7 +158,8 @@ def test_implementations_keeps_the_cpu_classes_for_numpy():
     L = implementations(fast=True, backend="numpy")
     assert not {L.LRN, L.ReLU} & {CudaLRN, CudaReLU}
     assert type(L.Conv2D(3, 4, 3)).__name__ == "ChunkedConv2D"       # 3 input channels
-    assert type(L.Conv2D(8, 4, 3)).__name__ == "FastConv2D"
+    assert type(L.Conv2D(8, 4, 3)).__name__ == "WinogradConv2D"
+    assert type(L.Conv2D(8, 4, 1)).__name__ == "FastConv2D"
 
 
 def test_a_model_built_on_the_standin_runs_the_gpu_classes():

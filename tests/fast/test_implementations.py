@@ -32,15 +32,17 @@ def test_fast_true_gives_the_fast_classes():
     L = implementations(fast=True)
     assert (L.LRN, L.ReLU, L.Linear, L.BatchNorm2d) == (FastLRN, FastReLU, FastLinear, FastBatchNorm2d)
     assert type(L.MaxPool2D(3, 2)) is FastMaxPool2D
-    assert type(L.Conv2D(8, 4, 3)) is FastConv2D
+    assert type(L.Conv2D(8, 4, 3)) is WinogradConv2D
+    assert type(L.Conv2D(8, 4, 3, stride=2)) is FastConv2D
 
 
 @pytest.mark.parametrize("args,kwargs,cls", [
     ((3, 96, 11), dict(stride=4), ChunkedConv2D),                    # AlexNet conv1: 3 channels
-    ((4, 8, 3), dict(padding=1), FastConv2D),                        # 4 channels: whole-batch im2col
+    ((4, 8, 3), dict(padding=1), WinogradConv2D),                    # 4 channels: Winograd from here up
     ((96, 256, 5), dict(padding=2, groups=2), WinogradConv2D),       # conv2: 48 channels per group
     ((256, 384, 3), dict(padding=1), WinogradConv2D),                # conv3
-    ((32, 64, 3, 1, 2, 2), {}, FastConv2D),                          # 16 channels per group (positional groups)
+    ((32, 64, 3, 1, 2, 2), {}, WinogradConv2D),                      # 16 channels per group (positional groups)
+    ((32, 64, 1), {}, FastConv2D),                                   # 1x1: no Winograd tile
     ((64, 64, 3), dict(stride=2, padding=1), FastConv2D),            # stride 2
 ])
 def test_fast_conv2d_follows_the_auto_rule(args, kwargs, cls):
@@ -101,7 +103,7 @@ def test_a_model_runs_only_the_classes_it_was_built_with(fast):
     names = {type(layer).__name__ for _, layer in model.named_layers()}
     fast_names = {c.__name__ for c in REFERENCE}
     if fast:
-        assert {"FastConv2D", "WinogradConv2D", "FastReLU", "FastMaxPool2D", "FastLinear"} <= names
+        assert {"ChunkedConv2D", "WinogradConv2D", "FastReLU", "FastMaxPool2D", "FastLinear"} <= names
         assert not names & set(NAMES)
     else:
         assert {"Conv2D", "ReLU", "MaxPool2D", "Linear"} <= names

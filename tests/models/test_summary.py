@@ -57,7 +57,7 @@ def test_split_summary_shows_the_halves_classes_and_the_links():
     text = build_model("alexnet-small", devices=(0, 1), width=0.25).summary()
     rows = {line.split()[0]: line.split()[1] for line in text.splitlines() if line.split()}
     assert rows["input"] == "Broadcast" and rows["to_conv3"] == "Exchange" and rows["logits"] == "Gather"
-    assert rows["conv3"] == "FastConv2D" and rows["lrn2"] == "FastLRN"      # 12 channels per tower: no Winograd
+    assert rows["conv3"] == "WinogradConv2D" and rows["lrn2"] == "FastLRN"  # 12 channels per tower: Winograd
 
 
 def test_summary_command_reference_flag_builds_with_the_reference_classes(capsys):

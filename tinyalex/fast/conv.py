@@ -324,7 +324,7 @@ class WinogradConv2D(Conv2D):
     """
 
     tiles = {3: 4, 5: 4}    # kernel size r -> output tile m of F(m x m, r x r)
-    min_channels = 32       # conv2d_class: Winograd only with at least this many input channels per group
+    min_channels = 4        # conv2d_class: Winograd only with at least this many input channels per group
     chunk_bytes = 1 << 20   # tile transforms, columns per chunk (measured: 128 KB to 1 MB within 20%, whole 2.9x slower)
 
     def __init__(self, *args, tile=None, **kwargs):
@@ -537,19 +537,23 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
 
     * WinogradConv2D when the stride is 1, the kernel is a square r x r with r
       in ``WinogradConv2D.tiles`` (3 -> F(4x4, 3x3), 5 -> F(4x4, 5x5)) and
-      there are at least ``WinogradConv2D.min_channels`` (32) input channels
+      there are at least ``WinogradConv2D.min_channels`` (4) input channels
       per group;
     * else ChunkedConv2D when there are at most ``ChunkedConv2D.max_channels``
       (3) input channels per group: the first layer, reading the images;
     * else FastConv2D (im2col over the whole batch).
 
     Why: Winograd does 4x (3x3) to 6.25x (5x5) fewer multiplications, but its
-    tile transforms cost more than that saves when a layer has few input
-    channels (alexnet-small's conv1, 1 channel: 3x slower; conv2, 16 per
-    group: a tie). On AlexNet's conv2 to conv5 it was 1.4 to 2x faster;
+    tile transforms cost more than that saves when a layer has very few
+    input channels (first layers, 1 or 3 channels: 1.7 to 9x slower than
+    ChunkedConv2D). Since its transforms are two small products per axis
+    (2026-12-01) it was faster than im2col from 4 channels per group up on
+    every stride-1 3x3 and 5x5 shape of the registered models measured
+    (forward+backward 1.3 to 2.7x faster; alexnet-small's conv2, 16 per
+    group, 9.5 -> 6.6 ms), and 1.4 to 2x on AlexNet's conv2 to conv5;
     float32 error about 1e-5 of the largest output (im2col: 6e-7). The
     measurements and their scripts are in docs/layers.md ("Winograd
-    convolution"). ChunkedConv2D's in-cache chunks took 17 to 60% off the
+    convolution") and docs/performance.md. ChunkedConv2D's in-cache chunks took 17 to 60% off the
     forward and backward of the first layers of alexnet-small, alexnet-cifar,
     ZFNet and VGG (a tie on AlexNet's 11x11 / 4 conv1), but its per-chunk
     col2im made the backward of layers with 16 or more channels slower
