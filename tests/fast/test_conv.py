@@ -60,6 +60,9 @@ WINOGRAD_CASES = [
     (2, 3, 3, 1, 1, 2, 3, 2, 4),       # map smaller than one tile
     (4, 6, 3, 1, 2, 2, 7, 7, 2),       # F(2, 3)
     (4, 6, 3, 1, 1, 2, 13, 13, 6),     # F(6, 3)
+    (4, 6, 3, 1, 1, 2, 13, 13, 5),     # F(5, 3): AlexNet's 13x13 maps
+    (4, 6, 3, 2, 2, 2, 13, 13, None),  # the automatic tile: F(5, 3) on alexnet-small conv2's 15x15 output
+    (4, 6, 3, 1, 2, 2, 7, 7, None),    # the automatic tile: F(4, 3) on 7x7
     (4, 6, 5, 2, 2, 2, 7, 7, 4),       # 5x5, groups 2 (conv2-like)
     (3, 4, 5, 0, 1, 2, 8, 9, 4),       # 5x5, no padding, non-square
     (4, 4, 5, 1, 1, 2, 6, 6, 2),       # F(2, 5), padding 1
@@ -136,13 +139,15 @@ def test_forward_and_backward_do_not_modify_input_or_dout(cls, rng):
 
 # --- WinogradConv2D -----------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "C{}F{}k{}p{}g{}N{}H{}W{}m{}".format(*c))
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "C{}F{}k{}p{}g{}N{}H{}W{}m{}".format(*c[:8], c[8] or "auto"))
 def test_winograd_conv_equals_reference(case, dtype, place, rng):
     C, F, k, p, g, N, H, W, m = case
     fast, ref = twins(WinogradConv2D, Conv2D, C, F, k, padding=p, groups=g, bias_init=0.3, rng=rng, dtype=dtype,
                       fast_kwargs=dict(tile=m))
     assert fast.tile == m
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    want_m = m or {13: 5, 7: 4}[H]                     # the automatic cases above
+    assert fast.tile_for(*ref.output_shape((C, H, W))[1:]) == want_m
     dout = rng.standard_normal((N, F) + ref.output_shape((C, H, W))[1:]).astype(dtype)
     got, want = run(fast, x, dout, place), run(ref, x, dout, place)
     assert got[0].dtype == got[1].dtype == got[2]["W"].dtype == dtype
@@ -179,7 +184,7 @@ def test_winograd_float32_error_at_alexnet_channel_counts_is_about_1e_5_of_the_o
     exact = copy.deepcopy(layer).forward(x)
     w32 = WinogradConv2D(384, 8, 3, padding=1, groups=2, dtype=np.float32)
     w32.params["W"][...] = layer.params["W"]
-    assert w32.tile == 4
+    assert w32.tile_for(13, 13) == 5
     err = np.abs(w32.forward(x.astype(np.float32)) - exact).max() / np.abs(exact).max()
     assert err < 5e-5
 
@@ -194,6 +199,13 @@ def test_winograd_with_a_non_square_kernel_is_refused():
         WinogradConv2D(4, 4, (3, 5))
 
 
+@pytest.mark.parametrize("k,Ho,m", [(3, 13, 5), (3, 15, 5), (3, 7, 4), (3, 14, 5), (3, 28, 4), (3, 32, 4),
+                                    (3, 8, 4), (5, 27, 4), (5, 15, 4), (7, 13, 2)])
+def test_winograd_automatic_tile_needs_the_fewest_products(k, Ho, m):
+    assert WinogradConv2D(4, 4, k).tile_for(Ho, Ho) == m
+    assert WinogradConv2D(4, 4, k, tile=2).tile_for(Ho, Ho) == 2          # a fixed tile wins
+
+
 def test_winograd_tile_below_one_is_refused():
     with pytest.raises(ValueError, match="tile must be >= 1, got 0"):
         WinogradConv2D(4, 4, 3, tile=0)
@@ -201,7 +213,7 @@ def test_winograd_tile_below_one_is_refused():
 
 def test_winograd_repr_names_the_class_and_its_tile():
     assert repr(WinogradConv2D(64, 8, 3, padding=1)) == \
-        "WinogradConv2D(64, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), tile=4)"
+        "WinogradConv2D(64, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), tile=auto)"
 
 
 # --- which class runs -----------------------------------------------------------
@@ -229,7 +241,7 @@ def test_conv2d_class_picks_each_class_exactly_where_the_docstring_says(kwargs, 
     assert cls is {None: FastConv2D, "chunked": ChunkedConv2D}.get(expected, WinogradConv2D)
     layer = cls(out_channels=2 * groups, **kwargs)
     if cls is WinogradConv2D:
-        assert layer.tile == expected
+        assert layer.tile is None and layer.tile_for(7, 7) == expected
 
 
 @pytest.mark.parametrize("groups,kernel_size,error", [(0, 3, "groups=0 must divide"),

@@ -311,8 +311,11 @@ class WinogradConv2D(Conv2D):
     ("Winograd convolution").
 
     Only stride 1 and square r x r kernels (any padding, map size, groups).
-    ``tile`` is the output tile m (default ``tiles[r]``: 4 for 3x3 and 5x5,
-    2 for other sizes).
+    ``tile`` fixes the output tile m; by default (``tile=None``) each forward
+    takes the candidate of ``tiles[r]`` (3x3: 4 or 5; 5x5: 4; other sizes:
+    2) that needs the fewest products for the output map (:meth:`tile_for`):
+    F(5x5, 3x3) on AlexNet's 13x13 maps and alexnet-small's 15x15 conv2
+    (9 tiles of 49 points against 16 of 36), F(4x4, 3x3) on 7x7 maps.
 
     Workspaces (tiles, transformed input, products, padded buffers) are kept
     in ``self.workspaces`` and reused; the transform matrices in
@@ -323,7 +326,9 @@ class WinogradConv2D(Conv2D):
     second backward rebuilds it).
     """
 
-    tiles = {3: 4, 5: 4}    # kernel size r -> output tile m of F(m x m, r x r)
+    # kernel size r -> the output tiles m that F(m x m, r x r) may use: a = m + r - 1 <= 8 points per axis
+    # keep float32 round-off about 1e-5 (F(7x7, 3x3), a = 9: 3e-4, too much; docs/performance.md)
+    tiles = {3: (4, 5), 5: (4,)}
     min_channels = 4        # conv2d_class: Winograd only with at least this many input channels per group
     chunk_bytes = 1 << 20   # tile transforms, columns per chunk (measured: 128 KB to 1 MB within 20%, whole 2.9x slower)
 
@@ -333,25 +338,39 @@ class WinogradConv2D(Conv2D):
         if self.stride != (1, 1) or kh != kw:
             raise ValueError(f"WinogradConv2D needs stride 1 and a square kernel, got stride={self.stride}, "
                              f"kernel_size={self.kernel_size}; use FastConv2D")
-        self.tile = self.tiles.get(kh, 2) if tile is None else int(tile)
-        if self.tile < 1:
+        self.tile = None if tile is None else int(tile)
+        if self.tile is not None and self.tile < 1:
             raise ValueError(f"WinogradConv2D: tile must be >= 1, got {tile}")
         self.workspaces = Workspaces()
         self.constants = {}
         self.x, self.U, self.geometry, self.V_valid = None, None, None, False
 
     def extra_repr(self):
-        return f"{super().extra_repr()}, tile={self.tile}"
+        return f"{super().extra_repr()}, tile={self.tile or 'auto'}"
 
-    def _transforms(self, like):
+    def tile_for(self, Ho, Wo):
+        """The output tile m for an (Ho, Wo) output: ``tile`` if fixed, else the candidate with the fewest products.
+
+        Products per (filter, channel) pair: ceil(Ho/m) ceil(Wo/m) (m + r - 1)^2
+        (whole tiles, the ragged last ones included); ties go to the smaller m.
+        Measured (one thread, CPU time, 2026-12-01): F(5x5, 3x3) took 5 to 20%
+        off the forward+backward of alexnet-small's conv2 and AlexNet's conv3
+        to conv5; on 7x7 maps F(4x4, 3x3) needs 144 products against 196.
+        """
+        if self.tile is not None:
+            return self.tile
+        r = self.kernel_size[0]
+        return min(self.tiles.get(r, (2,)), key=lambda m: (-(-Ho // m) * -(-Wo // m) * (m + r - 1) ** 2, m))
+
+    def _transforms(self, like, m):
         """The 1-D transforms of fast/winograd.py in ``like``'s dtype, on its device (cast and copied once).
 
         A dict: ``BT`` (a, a), ``G`` (a, r), ``AT`` (m, a) for the forward and
         their transposes ``B``, ``GT``, ``A`` (contiguous) for the backward.
         """
-        key = (self.tile, str(like.dtype), get_array_module(like).__name__, device_of(like))
+        key = (m, str(like.dtype), get_array_module(like).__name__, device_of(like))
         if key not in self.constants:
-            AT, G, BT = winograd_matrices(self.tile, self.kernel_size[0])
+            AT, G, BT = winograd_matrices(m, self.kernel_size[0])
             host = dict(BT=BT, G=G, AT=AT, B=BT.T.copy(), GT=G.T.copy(), A=AT.T.copy())
             self.constants.clear()
             self.constants[key] = {k: to_device_of(v.astype(like.dtype), like) for k, v in host.items()}
@@ -366,15 +385,14 @@ class WinogradConv2D(Conv2D):
 
     def _geometry(self, x_shape):
         """Shapes: tiles th x tw of m x m outputs; input tiles a x a read from a padded input (Hp, Wp)."""
-        m = self.tile
         N, C, H, W = x_shape
         F, Ho, Wo = self.output_shape((C, H, W))
-        r = self.kernel_size[0]
+        m, r = self.tile_for(Ho, Wo), self.kernel_size[0]
         p_h, p_w = self.padding
         a = m + r - 1
         th, tw = -(-Ho // m), -(-Wo // m)
         Hp, Wp = th * m + r - 1, tw * m + r - 1          # >= H + 2p: the extra rows/columns are zeros
-        return dict(N=N, C=C, H=H, W=W, F=F, Ho=Ho, Wo=Wo, r=r, ph=p_h, pw=p_w, a=a, th=th, tw=tw,
+        return dict(N=N, C=C, H=H, W=W, F=F, Ho=Ho, Wo=Wo, r=r, m=m, ph=p_h, pw=p_w, a=a, th=th, tw=tw,
                     Hp=Hp, Wp=Wp, T=N * th * tw, G=self.groups)
 
     def _gather_tiles(self, x, g):
@@ -386,7 +404,7 @@ class WinogradConv2D(Conv2D):
         would be the tw tiles of a row, stride m: 4 to 7 times slower.)
         """
         xp = get_array_module(x)
-        m = self.tile
+        m = g["m"]
         N, C, H, W, a, th, tw = g["N"], g["C"], g["H"], g["W"], g["a"], g["th"], g["tw"]
         ph, pw = g["ph"], g["pw"]
         xpadT = self.workspaces.get("xpadT", (C, g["Hp"], g["Wp"], N), x.dtype, x, zero=True)
@@ -413,12 +431,11 @@ class WinogradConv2D(Conv2D):
     def forward(self, x):
         """Winograd F(m x m, r x r): transform tiles and filters, a*a batched products, transform back."""
         check_input(self, x, 4, self.in_channels)
-        m = self.tile
         Wt, b = self.params["W"], self.params["b"]
         xp = get_array_module(x, Wt)
         g = self._geometry(x.shape)
-        C, F, G, a, T, r = g["C"], g["F"], g["G"], g["a"], g["T"], g["r"]
-        K = self._transforms(x)
+        C, F, G, a, T, r, m = g["C"], g["F"], g["G"], g["a"], g["T"], g["r"], g["m"]
+        K = self._transforms(x, m)
         V = self._transform_input(x, g, K["BT"])
         # U = G g G^T for every filter: g laid out (r, r, F*Cg) first
         Cg = C // G
@@ -445,7 +462,7 @@ class WinogradConv2D(Conv2D):
         buffer (contiguous innermost axis), then one layout change to (N, F, Ho,
         Wo) that adds the bias on the way.
         """
-        m = self.tile
+        m = g["m"]
         N, F, Ho, Wo, th, tw = g["N"], g["F"], g["Ho"], g["Wo"], g["th"], g["tw"]
         outT = self.workspaces.get("outT", (F, th * m, tw * m, N), Y.dtype, Y)
         Y6 = Y.reshape(m, m, F, th, tw, N)
@@ -466,14 +483,15 @@ class WinogradConv2D(Conv2D):
     def backward(self, dout):
         """dM = A dY A^T; dU = dM V^T -> dW; dV = U^T dM -> dx. Exact gradients (every step transposed)."""
         need_cache(self, "x")
-        m, g, U = self.tile, self.geometry, self.U
+        g, U = self.geometry, self.U
+        m = g["m"]
         N, C, H, W, F, Ho, Wo, G, a, T, r = (g[k] for k in ("N", "C", "H", "W", "F", "Ho", "Wo", "G", "a", "T", "r"))
         th, tw = g["th"], g["tw"]
         check_dout(self, dout, (N, F, Ho, Wo))
         xp = get_array_module(dout)
         Wt = self.params["W"]
         Cg = C // G
-        K = self._transforms(dout)
+        K = self._transforms(dout, m)
         # a second backward after one forward: dV was written over V, rebuild it
         V = self.workspaces["V"] if self.V_valid else self._transform_input(self.x, g, K["BT"])
         # dY per output tile, zero beyond (Ho, Wo): the transpose of the cropping scatter
@@ -536,7 +554,8 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
     """The fast class for a Conv2D of this shape: WinogradConv2D, ChunkedConv2D or FastConv2D.
 
     * WinogradConv2D when the stride is 1, the kernel is a square r x r with r
-      in ``WinogradConv2D.tiles`` (3 -> F(4x4, 3x3), 5 -> F(4x4, 5x5)) and
+      in ``WinogradConv2D.tiles`` (3x3: F(4x4, 3x3) or F(5x5, 3x3) by map size,
+      5x5: F(4x4, 5x5)) and
       there are at least ``WinogradConv2D.min_channels`` (4) input channels
       per group;
     * else ChunkedConv2D when there are at most ``ChunkedConv2D.max_channels``
