@@ -330,7 +330,8 @@ class WinogradConv2D(Conv2D):
     # keep float32 round-off about 1e-5 (F(7x7, 3x3), a = 9: 3e-4, too much; docs/performance.md)
     tiles = {3: (4, 5), 5: (4,)}
     min_channels = 4        # conv2d_class: Winograd only with at least this many input channels per group
-    chunk_bytes = 1 << 20   # tile transforms, columns per chunk (measured: 128 KB to 1 MB within 20%, whole 2.9x slower)
+    # tile transforms, columns per chunk (measured: 128 KB to 1 MB within 20%; AlexNet's whole arrays 2.9x slower)
+    chunk_bytes = 1 << 20
 
     def __init__(self, *args, tile=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -514,7 +515,7 @@ class WinogradConv2D(Conv2D):
         dM = self.workspaces.get("M", (a * a, F, T), dout.dtype, dout)
         self._transform(K["A"], dY, dM, dout)
         dMb = dM.reshape(a * a * G, F // G, T)
-        # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = (G (x) G)^T dU
+        # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = G^T dU G per tile
         dU = xp.empty((a * a * G, F // G, Cg), dtype=dout.dtype)
         xp.matmul(dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), out=dU)
         dg = self._transform(K["GT"], dU, xp.empty((r * r, F * Cg), dtype=dout.dtype), dout)   # G^T dU G
@@ -554,10 +555,9 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
     """The fast class for a Conv2D of this shape: WinogradConv2D, ChunkedConv2D or FastConv2D.
 
     * WinogradConv2D when the stride is 1, the kernel is a square r x r with r
-      in ``WinogradConv2D.tiles`` (3x3: F(4x4, 3x3) or F(5x5, 3x3) by map size,
-      5x5: F(4x4, 5x5)) and
-      there are at least ``WinogradConv2D.min_channels`` (4) input channels
-      per group;
+      in ``WinogradConv2D.tiles`` (3x3: F(4x4, 3x3) or F(5x5, 3x3) by map
+      size, 5x5: F(4x4, 5x5)) and there are at least
+      ``WinogradConv2D.min_channels`` (4) input channels per group;
     * else ChunkedConv2D when there are at most ``ChunkedConv2D.max_channels``
       (3) input channels per group: the first layer, reading the images;
     * else FastConv2D (im2col over the whole batch).
@@ -572,9 +572,9 @@ def conv2d_class(in_channels, groups, kernel_size, stride):
     group, 9.5 -> 6.6 ms), and 1.4 to 2x on AlexNet's conv2 to conv5;
     float32 error about 1e-5 of the largest output (im2col: 6e-7). The
     measurements and their scripts are in docs/layers.md ("Winograd
-    convolution") and docs/performance.md. ChunkedConv2D's in-cache chunks took 17 to 60% off the
-    forward and backward of the first layers of alexnet-small, alexnet-cifar,
-    ZFNet and VGG (a tie on AlexNet's 11x11 / 4 conv1), but its per-chunk
+    convolution") and docs/performance.md. ChunkedConv2D's in-cache chunks
+    took 17 to 60% off the forward and backward of the first layers of
+    alexnet-small, alexnet-cifar, ZFNet and VGG (a tie on AlexNet's 11x11 / 4 conv1), but its per-chunk
     col2im made the backward of layers with 16 or more channels slower
     (docs/performance.md). Arguments a Conv2D would refuse give FastConv2D,
     whose constructor then names the problem.
