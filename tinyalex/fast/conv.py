@@ -317,7 +317,7 @@ class WinogradConv2D(Conv2D):
     F(5x5, 3x3) on AlexNet's 13x13 maps and alexnet-small's 15x15 conv2
     (9 tiles of 49 points against 16 of 36), F(4x4, 3x3) on 7x7 maps.
 
-    Workspaces (tiles, transformed input, products, padded buffers) are kept
+    Workspaces (tiles, transformed input and filters, products, dU, padded buffers) are kept
     in ``self.workspaces`` and reused; the transform matrices in
     ``self.constants``, cast once per dtype and device. Kept between forward
     and backward: ``x`` (the input), ``U`` (the transformed filters),
@@ -440,7 +440,7 @@ class WinogradConv2D(Conv2D):
         V = self._transform_input(x, g, K["BT"])
         # U = G g G^T for every filter: g laid out (r, r, F*Cg) first
         Cg = C // G
-        U = xp.empty((a * a, F * Cg), dtype=x.dtype)                          # (a^2, F*Cg), columns (f, c)
+        U = self.workspaces.get("U", (a * a, F * Cg), x.dtype, x)             # (a^2, F*Cg), columns (f, c)
         self._transform(K["G"], Wt.reshape(F * Cg, r * r).T.copy(), U, x)
         # M[xi] = U[xi] @ V[xi], batched over the a^2 points and the groups
         Ub = U.reshape(a * a * G, F // G, Cg)
@@ -516,9 +516,9 @@ class WinogradConv2D(Conv2D):
         self._transform(K["A"], dY, dM, dout)
         dMb = dM.reshape(a * a * G, F // G, T)
         # dW: dU[xi] = dM[xi] @ V[xi]^T, then dg = G^T dU G per tile
-        dU = xp.empty((a * a * G, F // G, Cg), dtype=dout.dtype)
+        dU = self.workspaces.get("dU", (a * a * G, F // G, Cg), dout.dtype, dout)
         xp.matmul(dMb, V.reshape(a * a * G, Cg, T).transpose(0, 2, 1), out=dU)
-        dg = self._transform(K["GT"], dU, xp.empty((r * r, F * Cg), dtype=dout.dtype), dout)   # G^T dU G
+        dg = self._transform(K["GT"], dU, self.workspaces.get("dg", (r * r, F * Cg), dout.dtype, dout), dout)
         dW = grad_buffer(self, "W", Wt.shape, Wt.dtype, dout)
         xp.copyto(dW.reshape(F * Cg, r * r), dg.T)
         db = grad_buffer(self, "b", (F,), Wt.dtype, dout)
